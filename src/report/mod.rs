@@ -1,0 +1,3 @@
+//! Output sinks. Each writes to any `io::Write`, so every format is tested on bytes.
+
+pub mod validation;

@@ -1,0 +1,164 @@
+//! Reporters for `wsprobe validate`: one event per message, then a summary.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use crate::schema::Violation;
+
+/// What was found about one message of a capture.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageOutcome<'a> {
+    pub file: &'a str,
+    pub line: usize,
+    pub message_type: Option<&'a str>,
+    pub violations: &'a [Violation],
+}
+
+impl MessageOutcome<'_> {
+    pub fn is_valid(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// Totals over a whole `validate` run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub files: usize,
+    pub valid: usize,
+    pub invalid: usize,
+}
+
+pub trait ValidationReporter {
+    fn message(&mut self, outcome: &MessageOutcome<'_>) -> io::Result<()>;
+    fn finish(&mut self, totals: &Totals) -> io::Result<()>;
+}
+
+/// For people: only invalid messages, each with every violation, then one summary line.
+pub struct HumanReporter<W> {
+    out: W,
+}
+
+impl<W: Write> HumanReporter<W> {
+    pub fn new(out: W) -> Self {
+        HumanReporter { out }
+    }
+}
+
+impl<W: Write> ValidationReporter for HumanReporter<W> {
+    fn message(&mut self, outcome: &MessageOutcome<'_>) -> io::Result<()> {
+        if outcome.is_valid() {
+            return Ok(());
+        }
+        let kind = outcome.message_type.map_or_else(|| "message".to_string(), |t| format!("{t} message"));
+        let count = outcome.violations.len();
+        let plural = if count == 1 { "" } else { "s" };
+        writeln!(self.out, "{}:{}: invalid {kind} ({count} violation{plural})", outcome.file, outcome.line)?;
+        for violation in outcome.violations {
+            let at = if violation.instance_path.is_empty() { "(root)" } else { &violation.instance_path };
+            writeln!(self.out, "  at {at}: {}", violation.message)?;
+            if !violation.schema_path.is_empty() {
+                writeln!(self.out, "     schema: {}", violation.schema_path)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, totals: &Totals) -> io::Result<()> {
+        let messages = totals.valid + totals.invalid;
+        let files = if totals.files == 1 { "1 file".to_string() } else { format!("{} files", totals.files) };
+        let verdict = match (messages, totals.invalid) {
+            (0, _) => "no messages found".to_string(),
+            (_, 0) => "all valid".to_string(),
+            (_, invalid) => format!("{} valid, {invalid} invalid", totals.valid),
+        };
+        writeln!(self.out, "checked {messages} message{} in {files}: {verdict}", if messages == 1 { "" } else { "s" })?;
+        self.out.flush()
+    }
+}
+
+/// For machines: one JSON object per message, valid ones included, as JSON Lines.
+pub struct JsonReporter<W> {
+    out: W,
+}
+
+impl<W: Write> JsonReporter<W> {
+    pub fn new(out: W) -> Self {
+        JsonReporter { out }
+    }
+}
+
+#[derive(Serialize)]
+struct JsonLine<'a> {
+    file: &'a str,
+    line: usize,
+    valid: bool,
+    #[serde(rename = "type")]
+    message_type: Option<&'a str>,
+    errors: &'a [Violation],
+}
+
+impl<W: Write> ValidationReporter for JsonReporter<W> {
+    fn message(&mut self, outcome: &MessageOutcome<'_>) -> io::Result<()> {
+        let line = JsonLine {
+            file: outcome.file,
+            line: outcome.line,
+            valid: outcome.is_valid(),
+            message_type: outcome.message_type,
+            errors: outcome.violations,
+        };
+        serde_json::to_writer(&mut self.out, &line)?;
+        self.out.write_all(b"\n")
+    }
+
+    fn finish(&mut self, _totals: &Totals) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(reporter: &mut dyn ValidationReporter) {
+        let bad = [
+            Violation {
+                instance_path: "/data/price".into(),
+                schema_path: "core/MarketData.json#/properties/data/properties/price/exclusiveMinimum".into(),
+                message: "-1 is less than or equal to the minimum of 0".into(),
+            },
+            Violation {
+                instance_path: String::new(),
+                schema_path: String::new(),
+                message: "not valid JSON: EOF while parsing a value at line 1 column 0".into(),
+            },
+        ];
+        let outcomes = [
+            MessageOutcome { file: "cap.jsonl", line: 1, message_type: Some("Pong"), violations: &[] },
+            MessageOutcome { file: "cap.jsonl", line: 2, message_type: Some("MarketData"), violations: &bad[..1] },
+            MessageOutcome { file: "cap.jsonl", line: 4, message_type: None, violations: &bad[1..] },
+        ];
+        for outcome in &outcomes {
+            reporter.message(outcome).unwrap();
+        }
+        reporter.finish(&Totals { files: 1, valid: 1, invalid: 2 }).unwrap();
+    }
+
+    #[test]
+    fn human_report_lists_invalid_messages_with_locations() {
+        let mut out = Vec::new();
+        sample(&mut HumanReporter::new(&mut out));
+        insta::assert_snapshot!(String::from_utf8(out).unwrap());
+    }
+
+    #[test]
+    fn json_report_has_one_object_per_message() {
+        let mut out = Vec::new();
+        sample(&mut JsonReporter::new(&mut out));
+        let text = String::from_utf8(out).unwrap();
+        for line in text.lines() {
+            serde_json::from_str::<serde_json::Value>(line).expect("each line is JSON");
+        }
+        insta::assert_snapshot!(text);
+    }
+}
