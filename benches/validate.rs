@@ -1,1 +1,106 @@
-fn main() {}
+//! Validation throughput: how many captured messages per second `wsprobe validate` checks on
+//! one core, parsing included, against a parse-only baseline run in the same process.
+//!
+//! `cargo bench --bench validate` (set WSPROBE_BENCH_MESSAGES to change the count).
+
+use std::time::Instant;
+
+use serde_json::Value;
+use wsprobe::capture;
+use wsprobe::schema::{Catalog, MessageSet};
+
+fn main() {
+    let count: usize = std::env::var("WSPROBE_BENCH_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let catalog = Catalog::embedded().expect("schemas compile");
+    let jsonl = generate(&catalog, count);
+    let path = std::env::temp_dir().join(format!("wsprobe-bench-{}.jsonl", std::process::id()));
+    std::fs::write(&path, &jsonl).expect("write the generated capture");
+    let text = std::fs::read_to_string(&path).expect("read it back");
+    let _ = std::fs::remove_file(&path);
+    println!("generated {count} mixed core messages ({:.1} MB of JSON Lines)", text.len() as f64 / 1e6);
+
+    // Warm up both paths once so page faults and lazy init do not count.
+    run_parse_only(&text[..text.len().min(1 << 20)]);
+    run_validate(&catalog, &text[..text.len().min(1 << 20)]);
+
+    let (parsed, parse_secs) = timed(|| run_parse_only(&text));
+    let (validated, validate_secs) = timed(|| run_validate(&catalog, &text));
+    assert_eq!(parsed, count);
+    assert_eq!(validated, (count, 0), "every generated message is valid");
+    let parse_rate = count as f64 / parse_secs;
+    let validate_rate = count as f64 / validate_secs;
+    println!("parse only (baseline):     {:>12.0} messages/s", parse_rate);
+    println!(
+        "parse + schema validation: {:>12.0} messages/s  ({:.2}x the parse-only rate)",
+        validate_rate,
+        validate_rate / parse_rate
+    );
+}
+
+fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    let start = Instant::now();
+    let out = f();
+    (out, start.elapsed().as_secs_f64())
+}
+
+fn run_parse_only(text: &str) -> usize {
+    let mut n = 0;
+    capture::for_each_message(text, |m| {
+        n += usize::from(m.parsed.is_ok());
+    });
+    n
+}
+
+/// (messages, invalid) through exactly the path `wsprobe validate` takes.
+fn run_validate(catalog: &Catalog, text: &str) -> (usize, usize) {
+    let (mut n, mut invalid) = (0, 0);
+    capture::for_each_message(text, |m| {
+        n += 1;
+        let valid = m.parsed.as_ref().map(|v| catalog.validate(MessageSet::Core, v).is_valid()).unwrap_or(false);
+        invalid += usize::from(!valid);
+    });
+    (n, invalid)
+}
+
+/// Mixes the spec's core examples in the proportions a live feed has (mostly MarketData),
+/// varying every timestamp and price so no two lines are identical.
+fn generate(catalog: &Catalog, count: usize) -> String {
+    let examples: Vec<(&str, Value)> =
+        catalog.messages(MessageSet::Core).map(|m| (m.message_type.as_str(), m.examples[0].clone())).collect();
+    let weight = |t: &str| match t {
+        "MarketData" => 12,
+        "Pong" => 4,
+        "ChartUpdate" | "AISignalReceived" | "PositionUpdate" => 2,
+        _ => 1,
+    };
+    let mix: Vec<&Value> = examples.iter().flat_map(|(t, v)| std::iter::repeat_n(v, weight(t))).collect();
+    let mut out = String::with_capacity(count * 400);
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    for i in 0..count {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut message = mix[(seed >> 33) as usize % mix.len()].clone();
+        vary(&mut message, i as u64, seed);
+        out.push_str(&message.to_string());
+        out.push('\n');
+    }
+    out
+}
+
+fn vary(value: &mut Value, i: u64, seed: u64) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                match child {
+                    Value::Number(n) if n.is_u64() && key.contains("time") => *child = (n.as_u64().unwrap() + i).into(),
+                    Value::Number(n) if n.is_f64() && key.contains("price") => {
+                        let jitter = 1.0 + ((seed % 1000) as f64 - 500.0) / 1e5;
+                        *child = serde_json::json!((n.as_f64().unwrap() * jitter * 100.0).round() / 100.0);
+                    }
+                    _ => vary(child, i, seed),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| vary(v, i, seed)),
+        _ => {}
+    }
+}

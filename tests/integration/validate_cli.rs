@@ -1,0 +1,158 @@
+//! `wsprobe validate` and `wsprobe schemas` end to end, through the real binary.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn wsprobe(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsprobe"))
+        .args(args)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("wsprobe starts");
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    Output {
+        code: out.status.code().expect("exited normally"),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+fn temp_file(name: &str, contents: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+const PONG: &str = r#"{"type":"Pong","data":{"timestamp":1697234567000},"timestamp":1697234567000}"#;
+
+#[test]
+fn all_valid_exits_zero() {
+    let file = temp_file("valid.jsonl", &format!("{PONG}\n\n{PONG}\n"));
+    let out = wsprobe(&["validate", file.to_str().unwrap()], None);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("checked 2 messages in 1 file: all valid"), "{}", out.stdout);
+}
+
+#[test]
+fn an_invalid_message_exits_one_with_its_line_and_path() {
+    let bad = PONG.replace("\"data\":{\"timestamp\":1697234567000}", "\"data\":{\"timestamp\":\"now\"}");
+    let file = temp_file("invalid.jsonl", &format!("{PONG}\n{bad}\n"));
+    let out = wsprobe(&["validate", file.to_str().unwrap()], None);
+    assert_eq!(out.code, 1);
+    assert!(out.stdout.contains("invalid.jsonl:2: invalid Pong message"), "{}", out.stdout);
+    assert!(out.stdout.contains("at /data/timestamp"), "{}", out.stdout);
+    assert!(out.stdout.contains("schema: common.json#/$defs/timestamp_ms/type"), "{}", out.stdout);
+}
+
+#[test]
+fn json_format_prints_one_object_per_message_from_stdin_and_files() {
+    let file = temp_file("array.json", &format!("[\n  {PONG},\n  {{\"type\": \"Nope\"}}\n]\n"));
+    let out =
+        wsprobe(&["validate", "--profile", "ai", "--format", "json", "-", file.to_str().unwrap()], Some("not json\n"));
+    assert_eq!(out.code, 1);
+    let lines: Vec<Value> = out.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3, "{}", out.stdout);
+    assert_eq!(lines[0]["file"], "-");
+    assert_eq!(lines[0]["valid"], false);
+    assert_eq!(lines[0]["type"], Value::Null);
+    assert!(lines[0]["errors"][0]["message"].as_str().unwrap().starts_with("not valid JSON"));
+    assert_eq!((lines[1]["line"].as_u64(), lines[1]["valid"].as_bool()), (Some(2), Some(true)));
+    assert_eq!(lines[2]["line"], 3);
+    assert_eq!(lines[2]["type"], "Nope");
+    assert_eq!(lines[2]["errors"][0]["instance_path"], "/type");
+    assert_eq!(lines[2]["errors"][0]["schema_path"], "ai/envelope.json#/properties/type/enum");
+}
+
+#[test]
+fn client_direction_checks_client_messages() {
+    let out = wsprobe(&["validate", "--direction", "client", "-"], Some("{\"type\":\"Ping\",\"timestamp\":1}\n"));
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    let out =
+        wsprobe(&["validate", "--direction", "client", "-"], Some("{\"type\":\"Authenticate\",\"token\":\"\"}\n"));
+    assert_eq!(out.code, 1, "{}", out.stdout);
+}
+
+#[test]
+fn a_missing_file_is_a_usage_error_that_names_it() {
+    let out = wsprobe(&["validate", "/definitely/not/here.jsonl"], None);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("/definitely/not/here.jsonl"), "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "nothing is reported before the inputs are known to exist");
+}
+
+#[test]
+fn bad_flags_are_usage_errors() {
+    assert_eq!(wsprobe(&["validate", "--profile", "edge", "x"], None).code, 2);
+    assert_eq!(wsprobe(&["validate"], None).code, 2);
+}
+
+#[test]
+fn schemas_check_validates_the_spec_file() {
+    let spec = crate::spec_path();
+    let out = wsprobe(&["schemas", "check", "--spec", spec.to_str().unwrap()], None);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("spec examples: all valid"), "{}", out.stdout);
+    let broken = temp_file("broken-spec.md", "```json\n{\"type\":\"MarketData\",\"data\":{},\"timestamp\":1}\n```\n");
+    let out = wsprobe(&["schemas", "check", "--spec", broken.to_str().unwrap()], None);
+    assert_eq!(out.code, 1);
+    assert!(out.stdout.contains("FAIL broken-spec.md:1 MarketData (core)"), "{}", out.stdout);
+}
+
+#[test]
+fn schemas_show_resolves_names_and_rejects_ambiguity() {
+    let out = wsprobe(&["schemas", "show", "MarketData"], None);
+    assert_eq!(out.code, 0);
+    let doc: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["properties"]["type"]["const"], "MarketData");
+    assert_eq!(wsprobe(&["schemas", "show", "ai/Pong"], None).code, 0);
+    let out = wsprobe(&["schemas", "show", "Pong"], None);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("core/Pong") && out.stderr.contains("ai/Pong"), "{}", out.stderr);
+}
+
+#[test]
+fn a_schemas_folder_overrides_the_built_in_copy() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("schemas-override");
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas"), &dir);
+    // A spec author relaxes Pong on the AI endpoint to ISO timestamps.
+    let pong = dir.join("ai/Pong.json");
+    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(&pong).unwrap()).unwrap();
+    doc["properties"]["timestamp"] = serde_json::json!({"$ref": "../common.json#/$defs/timestamp_iso8601"});
+    doc["examples"][0]["timestamp"] = "2025-10-10T10:30:00Z".into();
+    std::fs::write(&pong, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    let input = "{\"type\":\"Pong\",\"data\":{\"timestamp\":1},\"timestamp\":\"2025-10-10T10:30:00Z\"}\n";
+    assert_eq!(wsprobe(&["validate", "--profile", "ai", "-"], Some(input)).code, 1);
+    let out = wsprobe(&["--schemas", dir.to_str().unwrap(), "validate", "--profile", "ai", "-"], Some(input));
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let out = wsprobe(&["--schemas", "/no/such/dir", "schemas", "list"], None);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("--schemas /no/such/dir"), "{}", out.stderr);
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
