@@ -7,3 +7,4 @@ pub mod exit;
 pub mod profile;
 pub mod report;
 pub mod schema;
+pub mod session;

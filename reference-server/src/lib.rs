@@ -1,1 +1,199 @@
+//! A reference implementation of the Bot Core WebSocket protocol, both endpoints.
+//!
+//! `serve(listener, config)` runs it on any listener (tests bind `127.0.0.1:0`); the binary
+//! wraps it with flags and signal handling. Every message it sends validates against the
+//! schemas in `schemas/`, which wsprobe's integration tests check.
 
+mod auth;
+mod clock;
+mod config;
+mod connection;
+mod hub;
+mod outbox;
+mod protocol;
+mod rate_limit;
+pub mod simulation;
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tracing::info;
+
+pub use auth::{AuthFailure, TokenVerifier};
+pub use clock::{iso8601, now_ms};
+pub use config::{AuthMode, Config, ConfigError, Profile};
+pub use hub::StatsSnapshot;
+pub use protocol::parse_client_message;
+
+use hub::{Hub, Stats};
+use simulation::Simulation;
+
+/// State shared by the accept loop, the simulation and every connection.
+struct Shared {
+    config: Config,
+    verifier: Option<TokenVerifier>,
+    hub: Hub,
+    stats: Stats,
+    next_client: AtomicU64,
+}
+
+/// A running server. Dropping it leaves the server running until its runtime ends; call
+/// [`ServerHandle::shutdown`] for the graceful path (STOPPED status, Close 1001 to everyone).
+pub struct ServerHandle {
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    accept_task: JoinHandle<()>,
+    simulation_task: JoinHandle<()>,
+}
+
+impl ServerHandle {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `ws://IP:PORT/ws`.
+    pub fn url(&self) -> String {
+        format!("ws://{}/ws", self.local_addr)
+    }
+
+    pub fn stats(&self) -> StatsSnapshot {
+        self.shared.stats.snapshot()
+    }
+
+    /// Stops accepting, broadcasts the final status, sends Close 1001 to every client and
+    /// waits (up to the configured grace period) for them to go.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        self.accept_task.abort();
+        let _ = self.simulation_task.await;
+        self.shared.hub.close_all(&CloseFrame { code: CloseCode::Away, reason: "server shutting down".into() });
+        let grace = self.shared.config.shutdown_grace + Duration::from_millis(100);
+        let _ = tokio::time::timeout(grace, self.shared.hub.emptied()).await;
+        info!("shut down");
+    }
+}
+
+/// Starts serving on `listener`. Must be called inside a Tokio runtime.
+pub fn serve(listener: TcpListener, config: Config) -> Result<ServerHandle, ConfigError> {
+    config.check()?;
+    let local_addr = listener.local_addr().map_err(|_| ConfigError::Zero("the listener's address"))?;
+    let verifier = match config.auth {
+        AuthMode::Off => None,
+        _ => config.jwt_secret.as_deref().map(TokenVerifier::new),
+    };
+    let shared =
+        Arc::new(Shared { config, verifier, hub: Hub::default(), stats: Stats::default(), next_client: 0.into() });
+    let (stop, stopped) = watch::channel(false);
+
+    let accept_shared = shared.clone();
+    let mut accept_stopped = stopped.clone();
+    let accept_task = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        hub::bump(&accept_shared.stats.connections_accepted);
+                        tokio::spawn(connection::handle(stream, peer, accept_shared.clone()));
+                    }
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    Err(error) => {
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                _ = accept_stopped.changed() => break,
+            }
+        }
+    });
+
+    let simulation_task = tokio::spawn(run_simulation(shared.clone(), stopped));
+    Ok(ServerHandle { local_addr, shared, stop, accept_task, simulation_task })
+}
+
+async fn run_simulation(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+    let config = &shared.config;
+    let mut simulation = Simulation::new(
+        config.profile,
+        config.seed,
+        &config.symbols,
+        config.tick.as_millis() as u64,
+        config.signal_every_ticks,
+        now_ms(),
+    );
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + config.tick, config.tick);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {
+                for (kind, message) in simulation.step(now_ms()) {
+                    shared.hub.broadcast(kind, &Utf8Bytes::from(message.to_string()), &shared.stats);
+                }
+            }
+            _ = stopped.changed() => break,
+        }
+    }
+    for (kind, message) in simulation.stop(now_ms()) {
+        shared.hub.broadcast(kind, &Utf8Bytes::from(message.to_string()), &shared.stats);
+    }
+}
+
+/// A server on its own runtime and threads, so a load generator in the same process does not
+/// share workers with it. Stops when dropped.
+pub struct BackgroundServer {
+    url: String,
+    local_addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BackgroundServer {
+    pub fn start(config: Config, bind: SocketAddr, worker_threads: usize) -> std::io::Result<BackgroundServer> {
+        config.check().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(worker_threads.max(1))
+            .thread_name("reference-server")
+            .enable_all()
+            .build()?;
+        let listener = runtime.block_on(TcpListener::bind(bind))?;
+        let handle = runtime
+            .block_on(async { serve(listener, config) })
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+        let (url, local_addr) = (handle.url(), handle.local_addr());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new().name("reference-server".into()).spawn(move || {
+            runtime.block_on(async move {
+                let _ = stopped.await;
+                handle.shutdown().await;
+            });
+        })?;
+        Ok(BackgroundServer { url, local_addr, stop: Some(stop), thread: Some(thread) })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+}
+
+impl Drop for BackgroundServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

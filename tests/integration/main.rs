@@ -1,6 +1,8 @@
 //! One integration binary, one module per area, so the crate links once.
 
 mod schemas;
+mod server;
+mod support;
 mod validate_cli;
 
 /// The spec this project implements. CI lays `shared/` beside the clone, so the tests follow

@@ -1,0 +1,127 @@
+//! Server settings. Every duration is injectable so tests run in milliseconds while the
+//! defaults follow the spec.
+
+use std::time::Duration;
+
+/// Which endpoint to impersonate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    /// The core engine: Connected, market simulation, paper trading.
+    Core,
+    /// The AI service: `connection` welcome and periodic AI signals.
+    Ai,
+}
+
+impl Profile {
+    pub fn default_port(self) -> u16 {
+        match self {
+            Profile::Core => 8080,
+            Profile::Ai => 8000,
+        }
+    }
+}
+
+/// Whether clients must present a JWT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMode {
+    /// Tokens are ignored.
+    Off,
+    /// No token is fine; a token that is present must be valid.
+    Optional,
+    /// A valid token is needed before Connected is sent.
+    Required,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub profile: Profile,
+    pub auth: AuthMode,
+    /// HS256 secret; required unless auth is off.
+    pub jwt_secret: Option<String>,
+    /// How long a client may take to send its Authenticate message when auth is required.
+    pub auth_timeout: Duration,
+    /// Client data frames allowed per window; `None` lifts the limit (load testing).
+    pub rate_limit: Option<u32>,
+    pub rate_window: Duration,
+    /// Simulation step; one tick is one simulated market minute.
+    pub tick: Duration,
+    pub seed: u64,
+    pub symbols: Vec<String>,
+    /// Largest client frame or message accepted; larger ones close the connection with 1009.
+    pub max_message_bytes: usize,
+    /// Outgoing messages buffered per connection before MarketData is dropped.
+    pub outgoing_queue: usize,
+    /// How long one write to a client may block before the client is considered gone.
+    pub write_timeout: Duration,
+    /// How long the WebSocket opening handshake may take.
+    pub handshake_timeout: Duration,
+    /// How long shutdown waits for clients to answer the 1001 Close.
+    pub shutdown_grace: Duration,
+    /// Ticks between AI signals (both profiles).
+    pub signal_every_ticks: u64,
+}
+
+impl Config {
+    pub fn new(profile: Profile) -> Config {
+        Config {
+            profile,
+            auth: AuthMode::Off,
+            jwt_secret: None,
+            auth_timeout: Duration::from_millis(5000),
+            rate_limit: Some(100),
+            rate_window: Duration::from_millis(60_000),
+            tick: Duration::from_millis(1000),
+            seed: 1,
+            symbols: ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT"].map(String::from).to_vec(),
+            max_message_bytes: 64 * 1024,
+            outgoing_queue: 1024,
+            write_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(2),
+            signal_every_ticks: 5,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--auth {0:?} needs --jwt-secret (the HS256 key tokens are signed with)")]
+    MissingSecret(AuthMode),
+    #[error("--symbols must name at least one symbol")]
+    NoSymbols,
+    #[error("symbol {0:?} must be upper-case letters and digits, like BTCUSDT")]
+    BadSymbol(String),
+    #[error("{0} must be greater than zero")]
+    Zero(&'static str),
+}
+
+impl Config {
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.auth != AuthMode::Off && self.jwt_secret.as_deref().is_none_or(str::is_empty) {
+            return Err(ConfigError::MissingSecret(self.auth));
+        }
+        if self.symbols.is_empty() {
+            return Err(ConfigError::NoSymbols);
+        }
+        if let Some(bad) = self
+            .symbols
+            .iter()
+            .find(|s| s.len() < 2 || !s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()))
+        {
+            return Err(ConfigError::BadSymbol(bad.clone()));
+        }
+        for (name, zero) in [
+            ("--tick-ms", self.tick.is_zero()),
+            ("--rate-window-ms", self.rate_window.is_zero()),
+            ("--auth-timeout-ms", self.auth_timeout.is_zero()),
+            ("the outgoing queue", self.outgoing_queue == 0),
+            ("the maximum message size", self.max_message_bytes == 0),
+            ("the signal interval", self.signal_every_ticks == 0),
+        ] {
+            if zero {
+                return Err(ConfigError::Zero(name));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,338 @@
+//! One client: the opening handshake (path and token checks), the welcome, then a reader loop
+//! that answers, rate-limits and rejects, with a writer task draining the outbox.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
+use tracing::{debug, info, warn};
+
+use crate::auth::{token_from_request, AuthFailure};
+use crate::config::{AuthMode, Profile};
+use crate::hub::{bump, Client};
+use crate::outbox::{Kind, Outbox, Outgoing, Pushed};
+use crate::protocol::{self, ClientMessage, Severity};
+use crate::rate_limit::RateLimiter;
+use crate::Shared;
+
+/// What the handshake learned about the client's credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HandshakeAuth {
+    /// A valid token came with the upgrade request.
+    Verified,
+    /// No token came with the request.
+    Absent,
+}
+
+fn refuse(status: StatusCode, body: &str) -> ErrorResponse {
+    let mut response = ErrorResponse::new(Some(body.to_string()));
+    *response.status_mut() = status;
+    response
+}
+
+pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    let config = &shared.config;
+    let mut handshake_auth = HandshakeAuth::Absent;
+    // The error type is tungstenite's; its size is not ours to choose.
+    #[allow(clippy::result_large_err)]
+    let callback = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
+        if request.uri().path() != "/ws" {
+            return Err(refuse(StatusCode::NOT_FOUND, "not found: the WebSocket endpoint is /ws\n"));
+        }
+        if config.auth == AuthMode::Off {
+            return Ok(response);
+        }
+        let header = request.headers().get("authorization").and_then(|v| v.to_str().ok());
+        if let Some(token) = token_from_request(header, request.uri().query()) {
+            let verifier = shared.verifier.as_ref().expect("checked at start: auth needs a secret");
+            if let Err(failure) = verifier.verify(&token) {
+                bump(&shared.stats.auth_failures);
+                warn!(%peer, reason = %failure, "refused upgrade: bad token");
+                return Err(refuse(StatusCode::UNAUTHORIZED, &format!("unauthorized: {failure}\n")));
+            }
+            handshake_auth = HandshakeAuth::Verified;
+        }
+        Ok(response)
+    };
+    let ws_config = WebSocketConfig::default()
+        .max_message_size(Some(config.max_message_bytes))
+        .max_frame_size(Some(config.max_message_bytes));
+    let upgrade = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_config));
+    let ws = match tokio::time::timeout(config.handshake_timeout, upgrade).await {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(error)) => {
+            bump(&shared.stats.handshakes_refused);
+            debug!(%peer, %error, "handshake refused");
+            return;
+        }
+        Err(_) => {
+            bump(&shared.stats.handshakes_refused);
+            debug!(%peer, "handshake timed out");
+            return;
+        }
+    };
+
+    let id = shared.next_client.fetch_add(1, Ordering::Relaxed) + 1;
+    let client_id = format!("client_{id:06}");
+    bump(&shared.stats.connections_active);
+    info!(%peer, %client_id, "connected");
+    let client = Arc::new(Client { outbox: Outbox::new(config.outgoing_queue), subscribed: false.into() });
+    shared.hub.add(id, client.clone());
+
+    let (mut sink, mut stream) = ws.split();
+    let writer_client = client.clone();
+    let write_timeout = config.write_timeout;
+    // The writer hands the sink back when it stops, so the connection can linger after a
+    // Close it sent (see `linger`).
+    let writer = tokio::spawn(async move {
+        let mut batch = Vec::new();
+        'writing: loop {
+            writer_client.outbox.take_batch(&mut batch).await;
+            for item in batch.drain(..) {
+                let (message, last) = match item {
+                    Outgoing::Text(text) => (Message::Text(text), false),
+                    Outgoing::Close(frame) => (Message::Close(Some(frame)), true),
+                };
+                if !matches!(tokio::time::timeout(write_timeout, sink.feed(message)).await, Ok(Ok(()))) {
+                    break 'writing;
+                }
+                if last {
+                    let _ = tokio::time::timeout(write_timeout, sink.flush()).await;
+                    break 'writing;
+                }
+            }
+            if !matches!(tokio::time::timeout(write_timeout, sink.flush()).await, Ok(Ok(()))) {
+                break;
+            }
+        }
+        sink
+    });
+
+    let mut session = Session {
+        shared: &shared,
+        client: &client,
+        client_id: &client_id,
+        peer,
+        limiter: config.rate_limit.map(|limit| RateLimiter::new(limit, config.rate_window)),
+        awaiting_auth: config.auth == AuthMode::Required && handshake_auth != HandshakeAuth::Verified,
+        closing_since: None,
+    };
+    if !session.awaiting_auth {
+        session.welcome();
+    }
+    let auth_deadline = tokio::time::Instant::now() + config.auth_timeout;
+
+    loop {
+        // Waits are bounded while authenticating and while closing; a welcomed, idle client may stay.
+        let deadline = match (session.closing_since, session.awaiting_auth) {
+            (Some(since), _) => Some(tokio::time::Instant::from_std(since) + config.shutdown_grace),
+            (None, true) => Some(auth_deadline),
+            (None, false) => None,
+        };
+        let next = match deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline, stream.next()).await {
+                Ok(next) => next,
+                Err(_) if session.closing_since.is_some() => break,
+                Err(_) => {
+                    bump(&shared.stats.auth_failures);
+                    warn!(%peer, "no token before the authentication timeout");
+                    session.close(CloseCode::Policy, "authentication timeout");
+                    continue;
+                }
+            },
+            None => stream.next().await,
+        };
+        match next {
+            None => break,
+            Some(Ok(message)) => {
+                if !session.on_message(message) {
+                    // The client closed: one more read lets tungstenite flush the echoed Close.
+                    let _ = tokio::time::timeout(config.shutdown_grace, stream.next()).await;
+                    break;
+                }
+            }
+            // The rest of the offending frame is still unread, so the WebSocket stream cannot
+            // be read further: send the Close, then drain raw bytes (see `linger`).
+            Some(Err(WsError::Capacity(error))) => {
+                info!(%peer, %error, "frame too large");
+                session.close_now(CloseCode::Size, "message too big");
+                shared.hub.remove(id);
+                linger(writer, stream, config.shutdown_grace).await;
+                shared.stats.connections_active.fetch_sub(1, Ordering::Relaxed);
+                return;
+            }
+            Some(Err(WsError::Utf8(_))) => {
+                session.close_now(CloseCode::Invalid, "text frame is not valid UTF-8");
+                shared.hub.remove(id);
+                linger(writer, stream, config.shutdown_grace).await;
+                shared.stats.connections_active.fetch_sub(1, Ordering::Relaxed);
+                return;
+            }
+            Some(Err(error)) => {
+                debug!(%peer, %error, "connection ended without a closing handshake");
+                break;
+            }
+        }
+    }
+
+    shared.hub.remove(id);
+    writer.abort();
+    shared.stats.connections_active.fetch_sub(1, Ordering::Relaxed);
+    let dropped = client.outbox.dropped();
+    info!(%peer, %client_id, dropped_market_data = dropped, "disconnected");
+}
+
+type Sink = futures_util::stream::SplitSink<WebSocketStream<TcpStream>, Message>;
+type Stream = futures_util::stream::SplitStream<WebSocketStream<TcpStream>>;
+
+/// Waits for the writer to send its Close, then reads and discards whatever the client still
+/// sends until it goes quiet. Closing a socket with unread data makes the kernel send a reset,
+/// which can destroy the Close frame before the client reads it.
+async fn linger(writer: tokio::task::JoinHandle<Sink>, stream: Stream, grace: Duration) {
+    let deadline = tokio::time::Instant::now() + grace;
+    let Ok(Ok(sink)) = tokio::time::timeout_at(deadline, writer).await else { return };
+    let Ok(mut ws) = sink.reunite(stream) else { return };
+    let tcp = ws.get_mut();
+    let mut buffer = vec![0u8; 16 * 1024];
+    const QUIET: Duration = Duration::from_millis(100);
+    while let Ok(Ok(read)) =
+        tokio::time::timeout(QUIET.min(deadline - tokio::time::Instant::now()), tcp.read(&mut buffer)).await
+    {
+        if read == 0 || tokio::time::Instant::now() >= deadline {
+            break;
+        }
+    }
+}
+
+struct Session<'a> {
+    shared: &'a Shared,
+    client: &'a Client,
+    client_id: &'a str,
+    peer: SocketAddr,
+    limiter: Option<RateLimiter>,
+    awaiting_auth: bool,
+    closing_since: Option<Instant>,
+}
+
+impl Session<'_> {
+    fn send(&self, text: String) {
+        if self.client.outbox.push(Kind::Important, Utf8Bytes::from(text)) == Pushed::Overflow {
+            bump(&self.shared.stats.slow_consumers_closed);
+            self.client.outbox.close_now(CloseFrame { code: CloseCode::Again, reason: "slow consumer".into() });
+        }
+    }
+
+    /// Connected (core) or `connection` (AI), then broadcasts start.
+    fn welcome(&mut self) {
+        self.awaiting_auth = false;
+        self.send(match self.shared.config.profile {
+            Profile::Core => protocol::connected(self.client_id),
+            Profile::Ai => protocol::ai_welcome(),
+        });
+        self.client.subscribed.store(true, Ordering::Release);
+    }
+
+    /// Queues a Close behind pending messages (so an Error before it is delivered).
+    fn close(&mut self, code: CloseCode, reason: &str) {
+        if self.closing_since.is_none() {
+            info!(peer = %self.peer, code = u16::from(code), reason, "closing");
+            self.client.outbox.close(CloseFrame { code, reason: reason.to_string().into() });
+            self.closing_since = Some(Instant::now());
+        }
+    }
+
+    fn close_now(&mut self, code: CloseCode, reason: &str) {
+        if self.closing_since.is_none() {
+            info!(peer = %self.peer, code = u16::from(code), reason, "closing");
+            self.client.outbox.close_now(CloseFrame { code, reason: reason.to_string().into() });
+            self.closing_since = Some(Instant::now());
+        }
+    }
+
+    fn reject_auth(&mut self, failure: AuthFailure) {
+        bump(&self.shared.stats.auth_failures);
+        warn!(peer = %self.peer, reason = %failure, "authentication failed");
+        self.send(protocol::error(
+            "WEBSOCKET_ERROR",
+            &format!("authentication failed: {failure}"),
+            Severity::Error,
+            json!({}),
+            false,
+        ));
+        self.close(CloseCode::Policy, "authentication failed");
+    }
+
+    /// Handles one frame; false when the client closed the connection.
+    fn on_message(&mut self, message: Message) -> bool {
+        let is_data = matches!(message, Message::Text(_) | Message::Binary(_));
+        if is_data {
+            bump(&self.shared.stats.messages_received);
+            if self.closing_since.is_some() {
+                return true;
+            }
+            if let Some(limiter) = &mut self.limiter {
+                if !limiter.admit(Instant::now()) {
+                    bump(&self.shared.stats.rate_limited);
+                    warn!(peer = %self.peer, "rate limit exceeded");
+                    self.close_now(CloseCode::Policy, "rate limit exceeded");
+                    return true;
+                }
+            }
+        }
+        match message {
+            Message::Text(text) => self.on_text(&text),
+            Message::Binary(_) => {
+                let rejection = protocol::Rejection::InvalidMessage {
+                    message_type: "binary".into(),
+                    reason: "binary frames are not supported; send JSON in text frames".into(),
+                };
+                if self.awaiting_auth {
+                    self.reject_auth(AuthFailure::Missing);
+                } else {
+                    self.send(protocol::input_error(&rejection));
+                }
+            }
+            Message::Close(frame) => {
+                let code = frame.as_ref().map(|f| u16::from(f.code));
+                info!(peer = %self.peer, ?code, "client closed");
+                return false;
+            }
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+        }
+        true
+    }
+
+    fn on_text(&mut self, text: &str) {
+        let parsed = protocol::parse_client_message(text);
+        let auth = self.shared.config.auth;
+        match parsed {
+            Ok(ClientMessage::Authenticate { token }) if auth != AuthMode::Off => {
+                let verifier = self.shared.verifier.as_ref().expect("checked at start: auth needs a secret");
+                match verifier.verify(&token) {
+                    Ok(()) if self.awaiting_auth => self.welcome(),
+                    Ok(()) => {}
+                    Err(failure) => self.reject_auth(failure),
+                }
+            }
+            _ if self.awaiting_auth => self.reject_auth(AuthFailure::Missing),
+            Ok(ClientMessage::Ping { .. }) => self.send(protocol::pong()),
+            Ok(ClientMessage::Authenticate { .. }) => {}
+            Err(rejection) => {
+                debug!(peer = %self.peer, reason = %rejection.describe(), "rejected client message");
+                self.send(protocol::input_error(&rejection));
+            }
+        }
+    }
+}

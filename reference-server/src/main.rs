@@ -1,0 +1,105 @@
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use reference_server::{AuthMode, Config, Profile};
+
+/// The reference implementation of the Bot Core WebSocket protocol.
+#[derive(Debug, Parser)]
+#[command(name = "reference-server", version)]
+struct Args {
+    #[arg(long, value_enum, default_value_t = Profile::Core)]
+    profile: Profile,
+    /// Address to listen on; defaults to 127.0.0.1:8080 (core) or 127.0.0.1:8000 (ai). Port 0 picks a free port.
+    #[arg(long)]
+    bind: Option<SocketAddr>,
+    #[arg(long, value_enum, default_value_t = AuthMode::Off)]
+    auth: AuthMode,
+    /// HS256 secret for JWTs (needed unless --auth off). Also read from WSPROBE_JWT_SECRET.
+    #[arg(long, env = "WSPROBE_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    #[arg(long, default_value_t = 5000)]
+    auth_timeout_ms: u64,
+    /// Client messages allowed per window; 0 lifts the limit.
+    #[arg(long, default_value_t = 100)]
+    rate_limit: u32,
+    #[arg(long, default_value_t = 60_000)]
+    rate_window_ms: u64,
+    /// Simulation tick: one simulated market minute.
+    #[arg(long, default_value_t = 1000)]
+    tick_ms: u64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, value_delimiter = ',', default_value = "BTCUSDT,ETHUSDT,BNBUSDT,SOLUSDT")]
+    symbols: Vec<String>,
+    /// Largest client message accepted; larger ones are closed with 1009.
+    #[arg(long, default_value_t = 65_536)]
+    max_message_bytes: usize,
+    /// Outgoing messages buffered per client before the oldest MarketData is dropped.
+    #[arg(long, default_value_t = 1024)]
+    outgoing_queue: usize,
+    /// Ticks between AI signals.
+    #[arg(long, default_value_t = 5)]
+    signal_every_ticks: u64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "reference_server=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let mut config = Config::new(args.profile);
+    config.auth = args.auth;
+    config.jwt_secret = args.jwt_secret;
+    config.auth_timeout = Duration::from_millis(args.auth_timeout_ms);
+    config.rate_limit = (args.rate_limit > 0).then_some(args.rate_limit);
+    config.rate_window = Duration::from_millis(args.rate_window_ms);
+    config.tick = Duration::from_millis(args.tick_ms);
+    config.seed = args.seed;
+    config.symbols = args.symbols;
+    config.max_message_bytes = args.max_message_bytes;
+    config.outgoing_queue = args.outgoing_queue;
+    config.signal_every_ticks = args.signal_every_ticks;
+    config.check()?;
+    let bind = args.bind.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], args.profile.default_port())));
+
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("cannot listen on {bind}; is another server using it? try --bind 127.0.0.1:0"))?;
+        let handle = reference_server::serve(listener, config)?;
+        println!("listening on {}", handle.url());
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        wait_for_signal().await?;
+        handle.shutdown().await;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("cannot watch SIGINT")?,
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}

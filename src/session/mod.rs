@@ -1,0 +1,263 @@
+//! The WebSocket connection as the harness and the load generator see it: connect with
+//! headers, query and subprotocols; send; receive with a timeout; close or drop; and keep a
+//! short timestamped transcript so a failure can show what actually arrived.
+//!
+//! Every wait takes a timeout: a hostile or dead server can stall a case, never the run.
+
+mod transcript;
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub use transcript::{Direction, Transcript, TranscriptEntry};
+
+/// How to open a connection.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub query: Vec<(String, String)>,
+    pub subprotocols: Vec<String>,
+    pub timeout: Duration,
+    /// Largest frame or message accepted from the server; protects against hostile servers.
+    pub max_message_bytes: usize,
+}
+
+impl ConnectOptions {
+    pub fn new(url: impl Into<String>, timeout: Duration) -> ConnectOptions {
+        ConnectOptions {
+            url: url.into(),
+            headers: Vec::new(),
+            query: Vec::new(),
+            subprotocols: Vec::new(),
+            timeout,
+            max_message_bytes: 16 << 20,
+        }
+    }
+
+    /// The URL with the query parameters appended.
+    pub fn full_url(&self) -> String {
+        if self.query.is_empty() {
+            return self.url.clone();
+        }
+        let joined: Vec<String> = self.query.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
+        let separator = if self.url.contains('?') { '&' } else { '?' };
+        format!("{}{separator}{}", self.url, joined.join("&"))
+    }
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Why a connection could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectError {
+    #[error("invalid URL {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    #[error("cannot connect to {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("the server answered the upgrade with HTTP {status} instead of 101")]
+    Rejected { status: u16, body: String },
+    #[error("no handshake response within {0:?}")]
+    Timeout(Duration),
+    #[error("WebSocket handshake failed: {0}")]
+    Handshake(String),
+}
+
+impl ConnectError {
+    /// True when nothing answered at all (as opposed to a server that answered badly).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ConnectError::Unreachable { .. })
+    }
+}
+
+/// One thing that happened on the connection while waiting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Text(String),
+    Binary(Vec<u8>),
+    /// The server sent a Close frame (code and reason; `None` for an empty Close).
+    Closed(Option<(u16, String)>),
+    /// The TCP connection ended without a Close frame, or the protocol broke.
+    Dropped(String),
+    /// Nothing arrived in time.
+    Timeout,
+}
+
+type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+pub struct Session {
+    ws: Stream,
+    started: Instant,
+    transcript: Transcript,
+    ended: bool,
+    /// Subprotocol the server selected, if any.
+    pub subprotocol: Option<String>,
+    pub handshake_duration: Duration,
+}
+
+impl Session {
+    pub async fn connect(options: &ConnectOptions) -> Result<Session, ConnectError> {
+        let url = options.full_url();
+        let invalid = |reason: String| ConnectError::InvalidUrl { url: url.clone(), reason };
+        let mut request = url.as_str().into_client_request().map_err(|e| invalid(e.to_string()))?;
+        for (name, value) in &options.headers {
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| invalid(format!("header {name:?}: {e}")))?;
+            let value = HeaderValue::from_str(value).map_err(|e| invalid(format!("header value: {e}")))?;
+            request.headers_mut().append(name, value);
+        }
+        if !options.subprotocols.is_empty() {
+            let value = HeaderValue::from_str(&options.subprotocols.join(", "))
+                .map_err(|e| invalid(format!("subprotocol: {e}")))?;
+            request.headers_mut().insert("sec-websocket-protocol", value);
+        }
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(options.max_message_bytes))
+            .max_frame_size(Some(options.max_message_bytes));
+        let started = Instant::now();
+        let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
+        let (ws, response) = match tokio::time::timeout(options.timeout, connecting).await {
+            Err(_) => return Err(ConnectError::Timeout(options.timeout)),
+            Ok(Ok(pair)) => pair,
+            Ok(Err(WsError::Http(response))) => {
+                let body =
+                    response.body().as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+                return Err(ConnectError::Rejected { status: response.status().as_u16(), body });
+            }
+            Ok(Err(WsError::Io(error))) => return Err(ConnectError::Unreachable { url, reason: error.to_string() }),
+            Ok(Err(WsError::Url(error))) => return Err(invalid(error.to_string())),
+            Ok(Err(error)) => return Err(ConnectError::Handshake(error.to_string())),
+        };
+        if let MaybeTlsStream::Plain(tcp) = ws.get_ref() {
+            let _ = tcp.set_nodelay(true);
+        }
+        let subprotocol =
+            response.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()).map(str::to_string);
+        Ok(Session {
+            ws,
+            started,
+            transcript: Transcript::default(),
+            ended: false,
+            subprotocol,
+            handshake_duration: started.elapsed(),
+        })
+    }
+
+    pub fn transcript(&self) -> &Transcript {
+        &self.transcript
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Whether the connection has ended (Close received, dropped, or closed by us).
+    pub fn has_ended(&self) -> bool {
+        self.ended
+    }
+
+    pub async fn send_text(&mut self, text: &str, timeout: Duration) -> Result<(), String> {
+        self.transcript.record(self.started.elapsed(), Direction::Sent, "text", text);
+        self.send(Message::text(text), timeout).await
+    }
+
+    pub async fn send_binary(&mut self, bytes: &[u8], timeout: Duration) -> Result<(), String> {
+        self.transcript.record(self.started.elapsed(), Direction::Sent, "binary", &format!("{} bytes", bytes.len()));
+        self.send(Message::binary(bytes.to_vec()), timeout).await
+    }
+
+    async fn send(&mut self, message: Message, timeout: Duration) -> Result<(), String> {
+        match tokio::time::timeout(timeout, self.ws.send(message)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => {
+                self.ended = true;
+                Err(format!("send failed: {error}"))
+            }
+            Err(_) => Err(format!("send did not complete within {timeout:?}")),
+        }
+    }
+
+    /// Waits up to `timeout` for the next data frame or the end of the connection.
+    /// Control frames are answered by the library and not reported.
+    pub async fn recv(&mut self, timeout: Duration) -> Event {
+        if self.ended {
+            return Event::Dropped("the connection has already ended".into());
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let next = match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return Event::Timeout,
+                Ok(next) => next,
+            };
+            let at = self.started.elapsed();
+            let event = match next {
+                None => Event::Dropped("connection ended".into()),
+                Some(Ok(Message::Text(text))) => Event::Text(text.to_string()),
+                Some(Ok(Message::Binary(bytes))) => Event::Binary(bytes.to_vec()),
+                Some(Ok(Message::Close(frame))) => {
+                    Event::Closed(frame.map(|f| (u16::from(f.code), f.reason.to_string())))
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                Some(Err(WsError::Protocol(error))) => Event::Dropped(format!("protocol error: {error}")),
+                Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => {
+                    Event::Dropped("connection closed".into())
+                }
+                Some(Err(error)) => Event::Dropped(error.to_string()),
+            };
+            match &event {
+                Event::Text(text) => self.transcript.record(at, Direction::Received, "text", text),
+                Event::Binary(bytes) => {
+                    self.transcript.record(at, Direction::Received, "binary", &format!("{} bytes", bytes.len()))
+                }
+                Event::Closed(frame) => {
+                    self.ended = true;
+                    // Completes the closing handshake: the library queued our echo; send it now.
+                    let _ = tokio::time::timeout(Duration::from_secs(1), self.ws.flush()).await;
+                    let text = frame.as_ref().map_or("(no code)".to_string(), |(c, r)| format!("{c} {r}"));
+                    self.transcript.record(at, Direction::Received, "close", &text);
+                }
+                Event::Dropped(reason) => {
+                    self.ended = true;
+                    self.transcript.record(at, Direction::Received, "dropped", reason);
+                }
+                Event::Timeout => {}
+            }
+            return event;
+        }
+    }
+
+    /// Starts the closing handshake. The server's echo arrives as [`Event::Closed`] from `recv`.
+    pub async fn close(&mut self, code: u16, reason: &str, timeout: Duration) -> Result<(), String> {
+        self.transcript.record(self.started.elapsed(), Direction::Sent, "close", &format!("{code} {reason}"));
+        let frame = CloseFrame { code: CloseCode::from(code), reason: reason.to_string().into() };
+        match tokio::time::timeout(timeout, self.ws.close(Some(frame))).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(format!("close failed: {error}")),
+            Err(_) => Err(format!("close did not complete within {timeout:?}")),
+        }
+    }
+
+    /// Ends the TCP connection without a closing handshake, as a crashing client would.
+    pub fn drop_connection(mut self) -> Transcript {
+        self.transcript.record(self.started.elapsed(), Direction::Sent, "dropped", "TCP connection dropped");
+        std::mem::take(&mut self.transcript)
+    }
+
+    pub fn into_transcript(self) -> Transcript {
+        self.transcript
+    }
+}

@@ -1,0 +1,84 @@
+//! The last frames of a connection, timestamped, so a failure report can show what arrived.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Frames kept per connection; older ones are counted, not stored.
+const KEPT: usize = 32;
+/// Longest frame text kept; longer text is cut with a marker.
+const KEPT_CHARS: usize = 512;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Sent,
+    Received,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TranscriptEntry {
+    /// Milliseconds since the connection was opened.
+    pub at_ms: u64,
+    pub direction: Direction,
+    /// text, binary, close or dropped.
+    pub kind: &'static str,
+    pub data: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Transcript {
+    entries: VecDeque<TranscriptEntry>,
+    omitted: usize,
+}
+
+impl Transcript {
+    pub fn record(&mut self, at: Duration, direction: Direction, kind: &'static str, data: &str) {
+        if self.entries.len() == KEPT {
+            self.entries.pop_front();
+            self.omitted += 1;
+        }
+        let data = if data.len() > KEPT_CHARS {
+            let mut cut = KEPT_CHARS;
+            while !data.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            format!("{}… ({} bytes)", &data[..cut], data.len())
+        } else {
+            data.to_string()
+        };
+        self.entries.push_back(TranscriptEntry { at_ms: at.as_millis() as u64, direction, kind, data });
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = &TranscriptEntry> {
+        self.entries.iter()
+    }
+
+    /// How many earlier entries were dropped to keep the transcript short.
+    pub fn omitted(&self) -> usize {
+        self.omitted
+    }
+
+    pub fn last(&self, n: usize) -> impl Iterator<Item = &TranscriptEntry> {
+        self.entries.iter().skip(self.entries.len().saturating_sub(n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_last_frames_and_cuts_long_ones() {
+        let mut transcript = Transcript::default();
+        for i in 0..40 {
+            transcript.record(Duration::from_millis(i), Direction::Received, "text", &"é".repeat(300));
+        }
+        assert_eq!(transcript.entries().count(), KEPT);
+        assert_eq!(transcript.omitted(), 8);
+        let first = transcript.entries().next().unwrap();
+        assert_eq!(first.at_ms, 8);
+        assert!(first.data.ends_with("… (600 bytes)"), "{}", first.data);
+    }
+}
