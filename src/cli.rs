@@ -25,6 +25,8 @@ pub struct Cli {
 pub enum Command {
     /// Check captured messages (JSON Lines, a JSON document or an array) against the schemas.
     Validate(ValidateArgs),
+    /// Run the conformance suite (and your scenarios) against a server; the bundled one without --url.
+    Run(RunArgs),
     /// List, show and self-check the message schemas.
     Schemas {
         #[command(subcommand)]
@@ -51,6 +53,62 @@ pub struct ValidateArgs {
     /// Files to check; `-` reads standard input.
     #[arg(required = true, value_name = "FILE|-")]
     pub files: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RunFormat {
+    Human,
+    Json,
+    Junit,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The endpoint to test, e.g. ws://127.0.0.1:8080/ws. Without it, wsprobe starts its bundled
+    /// reference server on 127.0.0.1 (auth optional, with a secret it knows) and tests that.
+    #[arg(long)]
+    pub url: Option<String>,
+    #[arg(long, value_enum, default_value_t = Profile::Core)]
+    pub profile: Profile,
+    /// Extra scenario files or folders of them, run after the built-in suite.
+    #[arg(long = "scenario", value_name = "PATH")]
+    pub scenarios: Vec<PathBuf>,
+    /// Run only cases whose id matches one of these globs (comma-separated), e.g. 'auth.*,heartbeat.*'.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Leave out the built-in suite; run only --scenario files.
+    #[arg(long)]
+    pub no_builtin: bool,
+    /// A valid JWT for the target: the auth cases on valid tokens run.
+    #[arg(long, env = "WSPROBE_TOKEN", hide_env_values = true, conflicts_with = "jwt_secret")]
+    pub token: Option<String>,
+    /// The target's HS256 secret: wsprobe mints valid, expired and wrongly signed tokens, and every auth case runs.
+    #[arg(long, env = "WSPROBE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Treat warnings (failed `should` rules) as failures.
+    #[arg(long)]
+    pub strict: bool,
+    /// Multiply every timeout by this factor, for slow links.
+    #[arg(long, default_value_t = 1.0, value_parser = positive_factor)]
+    pub timeout_scale: f64,
+    /// Cases run at once, each on its own connections.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+    #[arg(long, value_enum, default_value_t = RunFormat::Human)]
+    pub format: RunFormat,
+    /// Write the report here instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Hide the live progress line.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+fn positive_factor(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(f) if f.is_finite() && f > 0.0 && f <= 100.0 => Ok(f),
+        _ => Err(format!("{text:?} is not a factor between 0 and 100 (e.g. 2 doubles every timeout)")),
+    }
 }
 
 #[derive(Debug, Subcommand)]

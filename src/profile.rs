@@ -6,7 +6,10 @@
 use std::fmt;
 
 /// Which endpoint a target implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum, serde::Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Profile {
     /// The Rust core engine, `ws://HOST:8080/ws`.
     Core,

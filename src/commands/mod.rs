@@ -1,6 +1,7 @@
 //! One module per subcommand. Each returns an exit code for checks that ran, and `Err` only
 //! when nothing meaningful could be checked (bad flags, unreadable files, no target).
 
+mod run;
 mod schemas;
 mod validate;
 
@@ -17,6 +18,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Validate(args) => validate::run(&catalog, &args, stdout),
         Command::Schemas { command } => schemas::run(&catalog, &command, stdout),
+        Command::Run(args) => {
+            drop(stdout);
+            run::run(catalog, &args)
+        }
     }
 }
 
@@ -34,6 +39,9 @@ fn load_catalog(cli: &Cli) -> anyhow::Result<Catalog> {
 /// Maps a setup error to its exit code. Unreachable targets are distinguished from bad input
 /// so CI can tell "the server is down" from "the pipeline is misconfigured".
 pub fn exit_code_for(error: &anyhow::Error) -> u8 {
-    let _ = error;
-    exit::USAGE
+    if error.chain().any(|cause| cause.is::<run::Unreachable>()) {
+        exit::UNREACHABLE
+    } else {
+        exit::USAGE
+    }
 }

@@ -161,6 +161,11 @@ impl Session {
         &self.transcript
     }
 
+    /// When the connection attempt began; transcript times count from here.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
     }

@@ -1,0 +1,146 @@
+//! `wsprobe run`: the conformance suite against a target, with a verdict CI can act on.
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tokio::sync::mpsc;
+
+use crate::cli::{RunArgs, RunFormat};
+use crate::exit;
+use crate::outcome::Status;
+use crate::profile::Profile;
+use crate::report::run::{self as reporters, Style};
+use crate::runner::{self, RunEvent, RunSettings};
+use crate::scenario::loader;
+use crate::schema::Catalog;
+use crate::session::{ConnectOptions, Session};
+
+/// The target could not be reached at all (exit code 3).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot reach {url}: {reason}")]
+pub struct Unreachable {
+    pub url: String,
+    pub reason: String,
+}
+
+pub fn run(catalog: Catalog, args: &RunArgs) -> anyhow::Result<u8> {
+    let mut suites = if args.no_builtin { Vec::new() } else { loader::builtin().context("the built-in suite")? };
+    suites.extend(loader::from_paths(&args.scenarios)?);
+    loader::check_unique_ids(&suites)?;
+    if suites.is_empty() {
+        bail!("--no-builtin leaves nothing to run: add --scenario PATH");
+    }
+    let planned = runner::plan(&suites, args.profile, args.filter.as_deref());
+    if planned.is_empty() {
+        bail!(
+            "no case matches --filter {:?} on the {} profile; case ids look like heartbeat.pong",
+            args.filter.as_deref().unwrap_or("*"),
+            args.profile
+        );
+    }
+
+    // The bundled server gets its own runtime and thread, so the harness never competes with it.
+    let bundled = match &args.url {
+        Some(_) => None,
+        None => Some(start_bundled(args.profile)?),
+    };
+    let (url, jwt_secret) = match &bundled {
+        Some((server, secret)) => (server.url().to_string(), Some(secret.clone())),
+        None => (args.url.clone().unwrap_or_default(), args.jwt_secret.clone()),
+    };
+    let settings = Arc::new(RunSettings {
+        url: url.clone(),
+        profile: args.profile,
+        token: args.token.clone(),
+        jwt_secret,
+        strict: args.strict,
+        timeout_scale: args.timeout_scale,
+        jobs: usize::from(args.jobs),
+    });
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    let show_progress = !args.no_progress && std::io::stderr().is_terminal();
+    let report = runtime.block_on(async {
+        preflight(&settings).await?;
+        let (events, mut receiver) = mpsc::unbounded_channel();
+        let progress = tokio::spawn(async move {
+            let bar = show_progress.then(indicatif::ProgressBar::hidden);
+            while let Some(event) = receiver.recv().await {
+                let Some(bar) = &bar else { continue };
+                match event {
+                    RunEvent::Started { total } => {
+                        bar.set_length(total as u64);
+                        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                        bar.set_style(
+                            indicatif::ProgressStyle::with_template("{spinner} [{elapsed}] {pos}/{len} cases {msg}")
+                                .expect("valid template"),
+                        );
+                        bar.enable_steady_tick(Duration::from_millis(120));
+                    }
+                    RunEvent::CaseFinished(case) => {
+                        bar.inc(1);
+                        bar.set_message(format!("{} {}", case.status.label(), case.id));
+                    }
+                }
+            }
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+        });
+        let report = runner::run(planned, settings.clone(), Arc::new(catalog), events, bundled.is_some()).await;
+        let _ = progress.await;
+        anyhow::Ok(report)
+    })?;
+    drop(bundled);
+
+    let text = match args.format {
+        RunFormat::Human => {
+            let color = args.output.is_none() && std::io::stdout().is_terminal();
+            reporters::human(&report, Style { color })
+        }
+        RunFormat::Json => reporters::json(&report),
+        RunFormat::Junit => reporters::junit(&report),
+    };
+    match &args.output {
+        Some(path) => std::fs::write(path, text).with_context(|| format!("cannot write the report to {}", path.display()))?,
+        None => std::io::stdout().lock().write_all(text.as_bytes()).context("cannot write the report")?,
+    }
+    let failed = report.cases.iter().any(|c| c.status == Status::Failed);
+    Ok(if failed { exit::FAILURES } else { exit::SUCCESS })
+}
+
+fn start_bundled(profile: Profile) -> anyhow::Result<(reference_server::BackgroundServer, String)> {
+    let secret = crate::tokens::random_secret();
+    let mut config = reference_server::Config::new(match profile {
+        Profile::Core => reference_server::Profile::Core,
+        Profile::Ai => reference_server::Profile::Ai,
+    });
+    config.auth = reference_server::AuthMode::Optional;
+    config.jwt_secret = Some(secret.clone());
+    let server = reference_server::BackgroundServer::start(config, SocketAddr::from(([127, 0, 0, 1], 0)), 1)
+        .context("cannot start the bundled reference server on 127.0.0.1")?;
+    Ok((server, secret))
+}
+
+/// One connection before the suite: a target that cannot be reached at all is exit code 3,
+/// not twenty identical failures.
+async fn preflight(settings: &RunSettings) -> anyhow::Result<()> {
+    let options = ConnectOptions::new(settings.url.clone(), settings.scaled(Duration::from_secs(5)));
+    match Session::connect(&options).await {
+        Ok(mut session) => {
+            let _ = session.close(1000, "preflight", Duration::from_millis(500)).await;
+            Ok(())
+        }
+        Err(error @ crate::session::ConnectError::InvalidUrl { .. }) => {
+            bail!("{error}; write it like ws://127.0.0.1:8080/ws")
+        }
+        Err(error) if error.is_unreachable() || matches!(error, crate::session::ConnectError::Timeout(_)) => {
+            Err(Unreachable { url: settings.url.clone(), reason: error.to_string() }.into())
+        }
+        // The server answered, even if badly: the suite will say how.
+        Err(_) => Ok(()),
+    }
+}

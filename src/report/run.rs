@@ -1,0 +1,301 @@
+//! Reporters for `wsprobe run`: human, JSON and JUnit renderings of one [`RunReport`].
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::outcome::{CaseReport, RunReport, Status};
+use crate::session::{Direction, TranscriptEntry};
+
+/// ANSI styling, only when writing to a terminal.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    fn paint(self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn status(self, status: Status) -> String {
+        let code = match status {
+            Status::Passed => "32",
+            Status::Failed => "1;31",
+            Status::Warned => "33",
+            Status::Skipped => "2",
+            Status::Informational => "36",
+        };
+        self.paint(code, status.label())
+    }
+}
+
+fn duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.2} s", d.as_secs_f64())
+    }
+}
+
+fn transcript_lines(out: &mut String, entries: &[TranscriptEntry]) {
+    for entry in entries {
+        let arrow = match entry.direction {
+            Direction::Sent => "->",
+            Direction::Received => "<-",
+        };
+        let _ = writeln!(out, "      +{:>6} ms {arrow} {:<7} {}", entry.at_ms, entry.kind, entry.data);
+    }
+}
+
+/// For people: a line per case, details for failures and warnings, then the summary.
+pub fn human(report: &RunReport, style: Style) -> String {
+    let mut out = String::new();
+    let origin = if report.bundled { " (bundled reference server)" } else { "" };
+    let _ = writeln!(
+        out,
+        "wsprobe {}: {} profile against {}{origin}\n",
+        env!("CARGO_PKG_VERSION"),
+        report.profile,
+        report.target
+    );
+    let width = report.cases.iter().map(|c| c.id.len()).max().unwrap_or(0);
+    for case in &report.cases {
+        let detail = match case.status {
+            Status::Skipped => format!("  {}", case.message),
+            _ => format!("  {:>9}", duration(case.duration)),
+        };
+        let _ = writeln!(out, "  {}  {:<width$}{detail}", style.status(case.status), case.id);
+    }
+    let noteworthy: Vec<&CaseReport> = report
+        .cases
+        .iter()
+        .filter(|c| matches!(c.status, Status::Failed | Status::Warned | Status::Informational))
+        .collect();
+    if !noteworthy.is_empty() {
+        let _ = writeln!(out, "\n{}", style.paint("1", "Details:"));
+    }
+    for case in noteworthy {
+        let requirement = case.requirement.as_deref().map(|r| format!(" {r}")).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "\n{} {} ({}{requirement}, scenario {})",
+            style.status(case.status),
+            style.paint("1", &case.id),
+            serde_json::to_value(case.level).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+            case.suite
+        );
+        let _ = writeln!(out, "    rule: {}", case.description);
+        for line in case.message.lines() {
+            let _ = writeln!(out, "    {line}");
+        }
+        if !case.transcript.is_empty() {
+            let _ = writeln!(out, "    last frames:");
+            transcript_lines(&mut out, &case.transcript);
+        }
+    }
+    let s = report.summary();
+    let _ = writeln!(
+        out,
+        "\nSummary: {} passed, {} failed, {} warned, {} skipped, {} informational ({} cases in {})",
+        s.passed,
+        s.failed,
+        s.warned,
+        s.skipped,
+        s.informational,
+        report.cases.len(),
+        duration(report.duration)
+    );
+    out
+}
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    wsprobe: &'static str,
+    target: &'a str,
+    bundled: bool,
+    profile: &'a str,
+    duration_ms: u64,
+    summary: crate::outcome::Summary,
+    cases: &'a [CaseReport],
+}
+
+/// For machines: one JSON document.
+pub fn json(report: &RunReport) -> String {
+    let document = JsonReport {
+        wsprobe: env!("CARGO_PKG_VERSION"),
+        target: &report.target,
+        bundled: report.bundled,
+        profile: report.profile.name(),
+        duration_ms: report.duration.as_millis() as u64,
+        summary: report.summary(),
+        cases: &report.cases,
+    };
+    let mut text = serde_json::to_string_pretty(&document).expect("the report serializes");
+    text.push('\n');
+    text
+}
+
+fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // XML 1.0 forbids most control characters even when escaped.
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// For CI: JUnit XML, one testsuite per scenario file and one testcase per case. Warnings and
+/// informational results pass, with their message in `system-out`.
+pub fn junit(report: &RunReport) -> String {
+    let mut suites: Vec<(&str, Vec<&CaseReport>)> = Vec::new();
+    for case in &report.cases {
+        match suites.iter_mut().find(|(name, _)| *name == case.suite) {
+            Some((_, cases)) => cases.push(case),
+            None => suites.push((&case.suite, vec![case])),
+        }
+    }
+    let summary = report.summary();
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        out,
+        "<testsuites name=\"wsprobe\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" time=\"{:.3}\">",
+        report.cases.len(),
+        summary.failed,
+        summary.skipped,
+        report.duration.as_secs_f64()
+    );
+    for (name, cases) in suites {
+        let failures = cases.iter().filter(|c| c.status == Status::Failed).count();
+        let skipped = cases.iter().filter(|c| c.status == Status::Skipped).count();
+        let time: f64 = cases.iter().map(|c| c.duration.as_secs_f64()).sum();
+        let _ = writeln!(
+            out,
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{time:.3}\">",
+            xml_escape(name),
+            cases.len()
+        );
+        let _ = writeln!(
+            out,
+            "    <properties>\n      <property name=\"target\" value=\"{}\"/>\n      <property name=\"profile\" value=\"{}\"/>\n    </properties>",
+            xml_escape(&report.target),
+            report.profile
+        );
+        for case in cases {
+            let _ = write!(
+                out,
+                "    <testcase name=\"{}\" classname=\"wsprobe.{}\" time=\"{:.3}\"",
+                xml_escape(&case.id),
+                xml_escape(name),
+                case.duration.as_secs_f64()
+            );
+            let mut details = format!("rule: {}\n{}\n", case.description, case.message);
+            if !case.transcript.is_empty() {
+                details.push_str("last frames:\n");
+                transcript_lines(&mut details, &case.transcript);
+            }
+            let first_line = case.message.lines().next().unwrap_or("");
+            match case.status {
+                Status::Passed if case.message.is_empty() => out.push_str("/>\n"),
+                Status::Failed => {
+                    let _ = writeln!(
+                        out,
+                        ">\n      <failure message=\"{}\" type=\"{}\">{}</failure>\n    </testcase>",
+                        xml_escape(first_line),
+                        case.requirement.as_deref().unwrap_or("conformance"),
+                        xml_escape(&details)
+                    );
+                }
+                Status::Skipped => {
+                    let _ = writeln!(out, ">\n      <skipped message=\"{}\"/>\n    </testcase>", xml_escape(&case.message));
+                }
+                status => {
+                    let _ = writeln!(
+                        out,
+                        ">\n      <system-out>{}: {}</system-out>\n    </testcase>",
+                        status.label(),
+                        xml_escape(&details)
+                    );
+                }
+            }
+        }
+        out.push_str("  </testsuite>\n");
+    }
+    out.push_str("</testsuites>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::Profile;
+    use crate::scenario::Level;
+
+    fn case(id: &str, suite: &str, status: Status, message: &str, ms: u64) -> CaseReport {
+        CaseReport {
+            id: id.into(),
+            suite: suite.into(),
+            requirement: id.starts_with("heartbeat").then(|| "FR-WS-HEARTBEAT-001".to_string()),
+            level: if status == Status::Warned { Level::Should } else { Level::Must },
+            status,
+            duration: Duration::from_millis(ms),
+            message: message.into(),
+            description: format!("the rule for {id}"),
+            transcript: if matches!(status, Status::Failed | Status::Warned) {
+                vec![
+                    TranscriptEntry { at_ms: 3, direction: Direction::Sent, kind: "text", data: r#"{"type":"Ping","timestamp":1}"#.into() },
+                    TranscriptEntry { at_ms: 10_004, direction: Direction::Received, kind: "close", data: "1011 <oops> & \"quotes\"".into() },
+                ]
+            } else {
+                vec![]
+            },
+        }
+    }
+
+    fn sample() -> RunReport {
+        RunReport {
+            target: "ws://127.0.0.1:9/ws".into(),
+            bundled: false,
+            profile: Profile::Core,
+            duration: Duration::from_millis(5321),
+            cases: vec![
+                case("handshake.upgrade", "handshake", Status::Passed, "", 4),
+                case("heartbeat.pong", "heartbeat", Status::Failed, "step 4 (expect): expected Pong within 10s; nothing arrived", 10_012),
+                case("input.binary_frame", "input", Status::Warned, "step 4 (expect): expected Error within 2s; nothing arrived [should]", 2_310),
+                case("auth.header", "auth", Status::Skipped, "needs a valid token: pass --token JWT or --jwt-secret SECRET", 0),
+                case("messages.note", "messages", Status::Informational, "the rule held", 1),
+            ],
+        }
+    }
+
+    #[test]
+    fn human_report() {
+        insta::assert_snapshot!(human(&sample(), Style { color: false }));
+    }
+
+    #[test]
+    fn json_report() {
+        let text = json(&sample());
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["summary"]["failed"], 1);
+        insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn junit_report() {
+        insta::assert_snapshot!(junit(&sample()));
+    }
+}

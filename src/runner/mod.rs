@@ -1,0 +1,206 @@
+//! Runs planned cases against a target: each case on its own connections with its own
+//! timeouts, several at once, reporting events as cases finish.
+
+mod case;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::outcome::{CaseReport, RunReport, Status};
+use crate::profile::Profile;
+use crate::scenario::loader::Suite;
+use crate::scenario::template::Variables;
+use crate::scenario::{Case, Need};
+use crate::schema::Catalog;
+use crate::tokens;
+
+/// Everything a run needs to know about the target and the flags.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    pub url: String,
+    pub profile: Profile,
+    pub token: Option<String>,
+    pub jwt_secret: Option<String>,
+    pub strict: bool,
+    /// Multiplies every timeout (not observation windows), for slow links.
+    pub timeout_scale: f64,
+    /// Cases run at once.
+    pub jobs: usize,
+}
+
+impl RunSettings {
+    pub fn scaled(&self, timeout: Duration) -> Duration {
+        timeout.mul_f64(self.timeout_scale)
+    }
+}
+
+/// A case selected to run, with the suite it came from.
+#[derive(Debug, Clone)]
+pub struct PlannedCase {
+    pub suite: Arc<str>,
+    pub case: Case,
+}
+
+/// Cases of `suites` that apply to `profile` and whose id matches `filter` (a glob).
+pub fn plan(suites: &[Suite], profile: Profile, filter: Option<&str>) -> Vec<PlannedCase> {
+    let mut planned = Vec::new();
+    for suite in suites {
+        let name: Arc<str> = suite.name.as_str().into();
+        for case in &suite.file.cases {
+            if case.applies_to(profile) && filter.is_none_or(|f| glob_match(f, &case.id)) {
+                planned.push(PlannedCase { suite: name.clone(), case: case.clone() });
+            }
+        }
+    }
+    planned
+}
+
+/// `*` matches any run of characters, `?` one character; several patterns separated by commas.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    fn matches(p: &[u8], t: &[u8]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => matches(&p[1..], t) || (!t.is_empty() && matches(p, &t[1..])),
+            (Some(b'?'), Some(_)) => matches(&p[1..], &t[1..]),
+            (Some(a), Some(b)) if a == b => matches(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+    pattern.split(',').map(str::trim).any(|p| matches(p.as_bytes(), text.as_bytes()))
+}
+
+/// Emitted while running, for live progress.
+#[derive(Debug, Clone)]
+pub enum RunEvent {
+    Started { total: usize },
+    CaseFinished(Box<CaseReport>),
+}
+
+/// The longest any single case may take, whatever its steps say.
+const CASE_LIMIT: Duration = Duration::from_secs(120);
+
+pub async fn run(
+    planned: Vec<PlannedCase>,
+    settings: Arc<RunSettings>,
+    catalog: Arc<Catalog>,
+    events: mpsc::UnboundedSender<RunEvent>,
+    bundled: bool,
+) -> RunReport {
+    let started = Instant::now();
+    let _ = events.send(RunEvent::Started { total: planned.len() });
+    let variables = Arc::new(base_variables(&settings));
+    let permits = Arc::new(Semaphore::new(settings.jobs.max(1)));
+    let mut tasks = Vec::with_capacity(planned.len());
+    for planned_case in planned {
+        let (settings, catalog, variables, permits, events) =
+            (settings.clone(), catalog.clone(), variables.clone(), permits.clone(), events.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            let report = run_one(&planned_case, &settings, &catalog, &variables).await;
+            let _ = events.send(RunEvent::CaseFinished(Box::new(report.clone())));
+            report
+        }));
+    }
+    let mut cases = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        match task.await {
+            Ok(report) => cases.push(report),
+            Err(error) => panic!("a case task failed: {error}"),
+        }
+    }
+    RunReport { target: settings.url.clone(), bundled, profile: settings.profile, cases, duration: started.elapsed() }
+}
+
+async fn run_one(planned: &PlannedCase, settings: &RunSettings, catalog: &Catalog, variables: &Variables) -> CaseReport {
+    let case = &planned.case;
+    let report = |status: Status, message: String| CaseReport {
+        id: case.id.clone(),
+        suite: planned.suite.to_string(),
+        requirement: case.requirement.clone(),
+        level: case.level,
+        status,
+        duration: Duration::ZERO,
+        message,
+        description: case.description.clone(),
+        transcript: Vec::new(),
+    };
+    if let Some(reason) = missing_need(case, settings) {
+        return report(Status::Skipped, reason);
+    }
+    let started = Instant::now();
+    let limit = settings.scaled(CASE_LIMIT);
+    let mut result = match tokio::time::timeout(limit, case::execute(case, settings, catalog, variables.clone())).await {
+        Ok(done) => {
+            let mut r = report(done.status, done.message);
+            r.transcript = done.transcript;
+            r
+        }
+        Err(_) => report(Status::Failed, format!("the case did not finish within its overall limit of {limit:?}")),
+    };
+    result.duration = started.elapsed();
+    result
+}
+
+fn missing_need(case: &Case, settings: &RunSettings) -> Option<String> {
+    for need in &case.needs {
+        match need {
+            Need::Token if settings.token.is_none() && settings.jwt_secret.is_none() => {
+                return Some("needs a valid token: pass --token JWT or --jwt-secret SECRET".into());
+            }
+            Need::JwtSecret if settings.jwt_secret.is_none() => {
+                return Some("needs the server's signing secret to mint bad tokens: pass --jwt-secret SECRET".into());
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+fn base_variables(settings: &RunSettings) -> Variables {
+    let mut variables = Variables::default();
+    let mut set = |k: &str, v: String| {
+        variables.fixed.insert(k.to_string(), v);
+    };
+    set("profile", settings.profile.name().to_string());
+    set(
+        "welcome",
+        match settings.profile {
+            Profile::Core => "Connected",
+            Profile::Ai => "connection",
+        }
+        .to_string(),
+    );
+    set("alg_none_token", tokens::ALG_NONE.to_string());
+    if let Some(secret) = &settings.jwt_secret {
+        for (name, minted) in [
+            ("expired_token", tokens::expired(secret)),
+            ("bad_signature_token", tokens::bad_signature(secret)),
+            ("token", tokens::valid(secret)),
+        ] {
+            if let Ok(token) = minted {
+                set(name, token);
+            }
+        }
+    }
+    if let Some(token) = &settings.token {
+        set("token", token.clone());
+    }
+    variables
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_ids() {
+        assert!(glob_match("auth.*", "auth.header"));
+        assert!(!glob_match("auth.*", "heartbeat.pong"));
+        assert!(glob_match("*.pong,input.*", "heartbeat.pong"));
+        assert!(glob_match("input.*", "input.binary_frame"));
+        assert!(glob_match("rate_limit.ove?", "rate_limit.over"));
+        assert!(!glob_match("rate", "rate_limit.over"));
+    }
+}

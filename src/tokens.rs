@@ -1,0 +1,59 @@
+//! JWTs the harness mints for auth cases when it knows the server's HS256 secret.
+
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use serde_json::json;
+
+fn mint(secret: &str, exp: u64) -> Result<String, String> {
+    let claims = json!({"sub": "wsprobe", "iat": now_secs(), "exp": exp});
+    encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes()))
+        .map_err(|e| format!("cannot mint a token: {e}"))
+}
+
+fn now_secs() -> u64 {
+    reference_server::now_ms() / 1000
+}
+
+/// Valid for an hour.
+pub fn valid(secret: &str) -> Result<String, String> {
+    mint(secret, now_secs() + 3600)
+}
+
+/// Correctly signed, expired a minute ago.
+pub fn expired(secret: &str) -> Result<String, String> {
+    mint(secret, now_secs().saturating_sub(60))
+}
+
+/// Signed with a different secret.
+pub fn bad_signature(secret: &str) -> Result<String, String> {
+    mint(&format!("{secret}-not-the-secret"), now_secs() + 3600)
+}
+
+/// `{"alg":"none","typ":"JWT"}` with a far-future `exp` and no signature.
+pub const ALG_NONE: &str = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJ3c3Byb2JlIiwiZXhwIjo0MTAyNDQ0ODAwfQ.";
+
+/// A secret for the bundled server: unpredictable enough for a loopback test server.
+pub fn random_secret() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut parts = String::new();
+    for _ in 0..4 {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+        parts.push_str(&format!("{:016x}", hasher.finish()));
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minted_tokens_are_judged_as_intended() {
+        let verifier = reference_server::TokenVerifier::new("k");
+        assert_eq!(verifier.verify(&valid("k").unwrap()), Ok(()));
+        assert_eq!(verifier.verify(&expired("k").unwrap()), Err(reference_server::AuthFailure::Expired));
+        assert_eq!(verifier.verify(&bad_signature("k").unwrap()), Err(reference_server::AuthFailure::BadSignature));
+        assert_eq!(verifier.verify(ALG_NONE), Err(reference_server::AuthFailure::WrongAlgorithm));
+        assert_ne!(random_secret(), random_secret());
+    }
+}
