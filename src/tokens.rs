@@ -37,7 +37,9 @@ pub fn random_secret() -> String {
     let mut parts = String::new();
     for _ in 0..4 {
         let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+        hasher.write_u128(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos(),
+        );
         parts.push_str(&format!("{:016x}", hasher.finish()));
     }
     parts

@@ -32,6 +32,27 @@ pub enum AuthMode {
     Required,
 }
 
+/// Deliberate protocol defects, one per flag. They turn the reference server into the broken
+/// servers that prove wsprobe's checks fail when they should, and into a faulting peer for
+/// testing clients' heartbeat and reconnect handling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Fault {
+    /// Never send Connected / `connection`.
+    NoWelcome,
+    /// Answer Ping with `{"type":"Pong","timestamp":""}`.
+    MalformedPong,
+    /// Answer Ping only after `pong_delay`.
+    SlowPong,
+    /// Send every MarketData with a negative price.
+    CorruptMarketData,
+    /// Send a non-JSON text frame on every tick.
+    GarbageFrames,
+    /// Send nothing at all and answer nothing, not even a Close.
+    Silent,
+    /// Drop the TCP connection, without a Close frame, on any bad input.
+    DropOnBadInput,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub profile: Profile,
@@ -59,6 +80,10 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Ticks between AI signals (both profiles).
     pub signal_every_ticks: u64,
+    /// Deliberate defects; empty for a conforming server.
+    pub faults: Vec<Fault>,
+    /// How late Pong comes with [`Fault::SlowPong`].
+    pub pong_delay: Duration,
 }
 
 impl Config {
@@ -79,7 +104,13 @@ impl Config {
             handshake_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(2),
             signal_every_ticks: 5,
+            faults: Vec::new(),
+            pong_delay: Duration::from_secs(15),
         }
+    }
+
+    pub fn has(&self, fault: Fault) -> bool {
+        self.faults.contains(&fault)
     }
 }
 

@@ -19,7 +19,7 @@ use tokio_tungstenite::WebSocketStream;
 use tracing::{debug, info, warn};
 
 use crate::auth::{token_from_request, AuthFailure};
-use crate::config::{AuthMode, Profile};
+use crate::config::{AuthMode, Fault, Profile};
 use crate::hub::{bump, Client};
 use crate::outbox::{Kind, Outbox, Outgoing, Pushed};
 use crate::protocol::{self, ClientMessage, Severity};
@@ -123,6 +123,8 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let mut session = Session {
         shared: &shared,
         client: &client,
+        client_arc: client.clone(),
+        drop_now: false,
         client_id: &client_id,
         peer,
         limiter: config.rate_limit.map(|limit| RateLimiter::new(limit, config.rate_window)),
@@ -157,7 +159,16 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         match next {
             None => break,
             Some(Ok(message)) => {
-                if !session.on_message(message) {
+                let open = session.on_message(message);
+                if session.drop_now {
+                    break;
+                }
+                if !open {
+                    if config.has(Fault::Silent) {
+                        // Never echo the Close: hold the connection, then let it fall.
+                        tokio::time::sleep(config.shutdown_grace).await;
+                        break;
+                    }
                     // The client closed: one more read lets tungstenite flush the echoed Close.
                     let _ = tokio::time::timeout(config.shutdown_grace, stream.next()).await;
                     break;
@@ -219,6 +230,9 @@ async fn linger(writer: tokio::task::JoinHandle<Sink>, stream: Stream, grace: Du
 struct Session<'a> {
     shared: &'a Shared,
     client: &'a Client,
+    client_arc: Arc<Client>,
+    /// Set by [`Fault::DropOnBadInput`]: end the connection without a Close.
+    drop_now: bool,
     client_id: &'a str,
     peer: SocketAddr,
     limiter: Option<RateLimiter>,
@@ -237,16 +251,50 @@ impl Session<'_> {
     /// Connected (core) or `connection` (AI), then broadcasts start.
     fn welcome(&mut self) {
         self.awaiting_auth = false;
-        self.send(match self.shared.config.profile {
-            Profile::Core => protocol::connected(self.client_id),
-            Profile::Ai => protocol::ai_welcome(),
-        });
+        let config = &self.shared.config;
+        if !config.has(Fault::NoWelcome) && !config.has(Fault::Silent) {
+            self.send(match config.profile {
+                Profile::Core => protocol::connected(self.client_id),
+                Profile::Ai => protocol::ai_welcome(),
+            });
+        }
         self.client.subscribed.store(true, Ordering::Release);
+    }
+
+    /// Every reply to a client goes through here, so the reply faults apply to all of them.
+    fn reply(&mut self, text: String) {
+        if !self.shared.config.has(Fault::Silent) {
+            self.send(text);
+        }
+    }
+
+    fn pong(&mut self) {
+        let config = &self.shared.config;
+        if config.has(Fault::MalformedPong) {
+            self.reply(r#"{"type":"Pong","timestamp":""}"#.to_string());
+        } else if config.has(Fault::SlowPong) {
+            let (client, delay) = (self.client_arc.clone(), config.pong_delay);
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                client.outbox.push(Kind::Important, Utf8Bytes::from(protocol::pong()));
+            });
+        } else {
+            self.reply(protocol::pong());
+        }
+    }
+
+    /// Bad input: an Error reply, or the TCP connection dropped under that fault.
+    fn reject_input(&mut self, rejection: &protocol::Rejection) {
+        if self.shared.config.has(Fault::DropOnBadInput) {
+            self.drop_now = true;
+        } else {
+            self.reply(protocol::input_error(rejection));
+        }
     }
 
     /// Queues a Close behind pending messages (so an Error before it is delivered).
     fn close(&mut self, code: CloseCode, reason: &str) {
-        if self.closing_since.is_none() {
+        if self.closing_since.is_none() && !self.shared.config.has(Fault::Silent) {
             info!(peer = %self.peer, code = u16::from(code), reason, "closing");
             self.client.outbox.close(CloseFrame { code, reason: reason.to_string().into() });
             self.closing_since = Some(Instant::now());
@@ -254,7 +302,7 @@ impl Session<'_> {
     }
 
     fn close_now(&mut self, code: CloseCode, reason: &str) {
-        if self.closing_since.is_none() {
+        if self.closing_since.is_none() && !self.shared.config.has(Fault::Silent) {
             info!(peer = %self.peer, code = u16::from(code), reason, "closing");
             self.client.outbox.close_now(CloseFrame { code, reason: reason.to_string().into() });
             self.closing_since = Some(Instant::now());
@@ -264,7 +312,7 @@ impl Session<'_> {
     fn reject_auth(&mut self, failure: AuthFailure) {
         bump(&self.shared.stats.auth_failures);
         warn!(peer = %self.peer, reason = %failure, "authentication failed");
-        self.send(protocol::error(
+        self.reply(protocol::error(
             "WEBSOCKET_ERROR",
             &format!("authentication failed: {failure}"),
             Severity::Error,
@@ -301,7 +349,7 @@ impl Session<'_> {
                 if self.awaiting_auth {
                     self.reject_auth(AuthFailure::Missing);
                 } else {
-                    self.send(protocol::input_error(&rejection));
+                    self.reject_input(&rejection);
                 }
             }
             Message::Close(frame) => {
@@ -327,11 +375,11 @@ impl Session<'_> {
                 }
             }
             _ if self.awaiting_auth => self.reject_auth(AuthFailure::Missing),
-            Ok(ClientMessage::Ping { .. }) => self.send(protocol::pong()),
+            Ok(ClientMessage::Ping { .. }) => self.pong(),
             Ok(ClientMessage::Authenticate { .. }) => {}
             Err(rejection) => {
                 debug!(peer = %self.peer, reason = %rejection.describe(), "rejected client message");
-                self.send(protocol::input_error(&rejection));
+                self.reject_input(&rejection);
             }
         }
     }

@@ -29,7 +29,7 @@ use tracing::info;
 
 pub use auth::{AuthFailure, TokenVerifier};
 pub use clock::{iso8601, now_ms};
-pub use config::{AuthMode, Config, ConfigError, Profile};
+pub use config::{AuthMode, Config, ConfigError, Fault, Profile};
 pub use hub::StatsSnapshot;
 pub use protocol::parse_client_message;
 
@@ -134,14 +134,23 @@ async fn run_simulation(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>)
     loop {
         tokio::select! {
             _ = ticks.tick() => {
-                for (kind, message) in simulation.step(now_ms()) {
+                if config.has(config::Fault::Silent) {
+                    continue;
+                }
+                for (kind, mut message) in simulation.step(now_ms()) {
+                    if config.has(config::Fault::CorruptMarketData) && message["type"] == "MarketData" {
+                        message["data"]["price"] = serde_json::json!(-1.0);
+                    }
                     shared.hub.broadcast(kind, &Utf8Bytes::from(message.to_string()), &shared.stats);
+                }
+                if config.has(config::Fault::GarbageFrames) {
+                    shared.hub.broadcast(outbox::Kind::Important, &Utf8Bytes::from_static("\u{1}garbage{not json"), &shared.stats);
                 }
             }
             _ = stopped.changed() => break,
         }
     }
-    for (kind, message) in simulation.stop(now_ms()) {
+    for (kind, message) in simulation.stop(now_ms()).into_iter().filter(|_| !config.has(config::Fault::Silent)) {
         shared.hub.broadcast(kind, &Utf8Bytes::from(message.to_string()), &shared.stats);
     }
 }

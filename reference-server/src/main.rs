@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use reference_server::{AuthMode, Config, Profile};
+use reference_server::{AuthMode, Config, Fault, Profile};
 
 /// The reference implementation of the Bot Core WebSocket protocol.
 #[derive(Debug, Parser)]
@@ -43,6 +43,12 @@ struct Args {
     /// Ticks between AI signals.
     #[arg(long, default_value_t = 5)]
     signal_every_ticks: u64,
+    /// Break the protocol on purpose (repeatable), to test clients or the harness itself.
+    #[arg(long = "fault", value_enum)]
+    faults: Vec<Fault>,
+    /// Pong delay under --fault slow-pong.
+    #[arg(long, default_value_t = 15_000)]
+    pong_delay_ms: u64,
 }
 
 fn main() -> ExitCode {
@@ -75,7 +81,12 @@ fn run(args: Args) -> anyhow::Result<()> {
     config.max_message_bytes = args.max_message_bytes;
     config.outgoing_queue = args.outgoing_queue;
     config.signal_every_ticks = args.signal_every_ticks;
+    config.faults = args.faults;
+    config.pong_delay = Duration::from_millis(args.pong_delay_ms);
     config.check()?;
+    if !config.faults.is_empty() {
+        tracing::warn!(faults = ?config.faults, "deliberate protocol faults are on: this server does not conform");
+    }
     let bind = args.bind.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], args.profile.default_port())));
 
     let runtime =

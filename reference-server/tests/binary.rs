@@ -22,7 +22,8 @@ async fn prints_its_url_first_and_closes_clients_with_1001_on_sigterm() {
     let url = first_line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("{first_line:?}")).to_string();
     assert!(url.starts_with("ws://127.0.0.1:") && url.ends_with("/ws"), "{url}");
 
-    let (mut ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url.as_str())).await.unwrap().unwrap();
+    let (mut ws, _) =
+        tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url.as_str())).await.unwrap().unwrap();
     let welcome = tokio::time::timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
     assert!(welcome.to_text().unwrap().contains("\"connection\""), "{welcome:?}");
 

@@ -61,7 +61,8 @@ pub fn run(catalog: Catalog, args: &RunArgs) -> anyhow::Result<u8> {
         jobs: usize::from(args.jobs),
     });
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     let show_progress = !args.no_progress && std::io::stderr().is_terminal();
     let report = runtime.block_on(async {
         preflight(&settings).await?;
@@ -105,7 +106,9 @@ pub fn run(catalog: Catalog, args: &RunArgs) -> anyhow::Result<u8> {
         RunFormat::Junit => reporters::junit(&report),
     };
     match &args.output {
-        Some(path) => std::fs::write(path, text).with_context(|| format!("cannot write the report to {}", path.display()))?,
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("cannot write the report to {}", path.display()))?
+        }
         None => std::io::stdout().lock().write_all(text.as_bytes()).context("cannot write the report")?,
     }
     let failed = report.cases.iter().any(|c| c.status == Status::Failed);

@@ -220,7 +220,8 @@ pub fn junit(report: &RunReport) -> String {
                     );
                 }
                 Status::Skipped => {
-                    let _ = writeln!(out, ">\n      <skipped message=\"{}\"/>\n    </testcase>", xml_escape(&case.message));
+                    let _ =
+                        writeln!(out, ">\n      <skipped message=\"{}\"/>\n    </testcase>", xml_escape(&case.message));
                 }
                 status => {
                     let _ = writeln!(
@@ -256,8 +257,18 @@ mod tests {
             description: format!("the rule for {id}"),
             transcript: if matches!(status, Status::Failed | Status::Warned) {
                 vec![
-                    TranscriptEntry { at_ms: 3, direction: Direction::Sent, kind: "text", data: r#"{"type":"Ping","timestamp":1}"#.into() },
-                    TranscriptEntry { at_ms: 10_004, direction: Direction::Received, kind: "close", data: "1011 <oops> & \"quotes\"".into() },
+                    TranscriptEntry {
+                        at_ms: 3,
+                        direction: Direction::Sent,
+                        kind: "text",
+                        data: r#"{"type":"Ping","timestamp":1}"#.into(),
+                    },
+                    TranscriptEntry {
+                        at_ms: 10_004,
+                        direction: Direction::Received,
+                        kind: "close",
+                        data: "1011 <oops> & \"quotes\"".into(),
+                    },
                 ]
             } else {
                 vec![]
@@ -273,9 +284,27 @@ mod tests {
             duration: Duration::from_millis(5321),
             cases: vec![
                 case("handshake.upgrade", "handshake", Status::Passed, "", 4),
-                case("heartbeat.pong", "heartbeat", Status::Failed, "step 4 (expect): expected Pong within 10s; nothing arrived", 10_012),
-                case("input.binary_frame", "input", Status::Warned, "step 4 (expect): expected Error within 2s; nothing arrived [should]", 2_310),
-                case("auth.header", "auth", Status::Skipped, "needs a valid token: pass --token JWT or --jwt-secret SECRET", 0),
+                case(
+                    "heartbeat.pong",
+                    "heartbeat",
+                    Status::Failed,
+                    "step 4 (expect): expected Pong within 10s; nothing arrived",
+                    10_012,
+                ),
+                case(
+                    "input.binary_frame",
+                    "input",
+                    Status::Warned,
+                    "step 4 (expect): expected Error within 2s; nothing arrived [should]",
+                    2_310,
+                ),
+                case(
+                    "auth.header",
+                    "auth",
+                    Status::Skipped,
+                    "needs a valid token: pass --token JWT or --jwt-secret SECRET",
+                    0,
+                ),
                 case("messages.note", "messages", Status::Informational, "the rule held", 1),
             ],
         }

@@ -113,7 +113,12 @@ pub async fn run(
     RunReport { target: settings.url.clone(), bundled, profile: settings.profile, cases, duration: started.elapsed() }
 }
 
-async fn run_one(planned: &PlannedCase, settings: &RunSettings, catalog: &Catalog, variables: &Variables) -> CaseReport {
+async fn run_one(
+    planned: &PlannedCase,
+    settings: &RunSettings,
+    catalog: &Catalog,
+    variables: &Variables,
+) -> CaseReport {
     let case = &planned.case;
     let report = |status: Status, message: String| CaseReport {
         id: case.id.clone(),
@@ -131,7 +136,8 @@ async fn run_one(planned: &PlannedCase, settings: &RunSettings, catalog: &Catalo
     }
     let started = Instant::now();
     let limit = settings.scaled(CASE_LIMIT);
-    let mut result = match tokio::time::timeout(limit, case::execute(case, settings, catalog, variables.clone())).await {
+    let mut result = match tokio::time::timeout(limit, case::execute(case, settings, catalog, variables.clone())).await
+    {
         Ok(done) => {
             let mut r = report(done.status, done.message);
             r.transcript = done.transcript;

@@ -8,14 +8,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration; write it like 500ms, 2s or 1m"))?;
+    let value: f64 =
+        number.parse().map_err(|_| format!("{text:?} is not a duration; write it like 500ms, 2s or 1m"))?;
     let seconds = match unit.trim() {
         "ms" => value / 1000.0,
         "s" | "" => value,
         "m" | "min" => value * 60.0,
         other => return Err(format!("unknown unit {other:?} in {text:?}; use ms, s or m")),
     };
-    if !seconds.is_finite() || seconds < 0.0 || seconds > 86_400.0 {
+    if !seconds.is_finite() || !(0.0..=86_400.0).contains(&seconds) {
         return Err(format!("{text:?} is out of range (0 to 24h)"));
     }
     Ok(Duration::from_secs_f64(seconds))

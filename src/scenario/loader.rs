@@ -60,7 +60,8 @@ pub fn from_paths(paths: &[PathBuf]) -> Result<Vec<Suite>, ScenarioError> {
             vec![path.clone()]
         };
         for file in files {
-            let text = std::fs::read_to_string(&file).map_err(|source| ScenarioError::Io { path: file.clone(), source })?;
+            let text =
+                std::fs::read_to_string(&file).map_err(|source| ScenarioError::Io { path: file.clone(), source })?;
             let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             suites.push(parse(&file.display().to_string(), &name, &text)?);
         }
@@ -83,7 +84,9 @@ pub fn parse(origin: &str, file_name: &str, text: &str) -> Result<Suite, Scenari
     }
     for case in &file.cases {
         let id_ok = !case.id.is_empty()
-            && case.id.split('.').all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
+            && case.id.split('.').all(|part| {
+                !part.is_empty() && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            });
         if !id_ok {
             return Err(invalid(format!(
                 "case id {:?} must be dot-separated lower-case words, like heartbeat.pong",
@@ -154,7 +157,7 @@ fn hint_for(message: &str) -> String {
     match best {
         Some((distance, candidate)) if distance <= 3 => format!(" (did you mean `{candidate}`?)"),
         _ if candidates.is_empty() => String::new(),
-        _ => format!(" (see schemas/scenario.schema.json)"),
+        _ => " (see schemas/scenario.schema.json)".to_string(),
     }
 }
 

@@ -59,13 +59,19 @@ impl<'de> Deserialize<'de> for Matcher {
         Ok(match operator.as_str() {
             "equals" => Matcher::Equals(operand.clone()),
             "not_equals" => Matcher::NotEquals(operand.clone()),
-            "one_of" => Matcher::OneOf(operand.as_array().cloned().ok_or_else(|| D::Error::custom("one_of needs a list"))?),
+            "one_of" => {
+                Matcher::OneOf(operand.as_array().cloned().ok_or_else(|| D::Error::custom("one_of needs a list"))?)
+            }
             "regex" => {
                 let pattern = operand.as_str().ok_or_else(|| D::Error::custom("regex needs a string"))?;
                 Matcher::Regex(regex::Regex::new(pattern).map_err(|e| D::Error::custom(format!("bad regex: {e}")))?)
             }
-            "present" => Matcher::Present(operand.as_bool().ok_or_else(|| D::Error::custom("present needs true or false"))?),
-            "type" => Matcher::Type(JsonType::deserialize(operand.clone()).map_err(|e| D::Error::custom(e.to_string()))?),
+            "present" => {
+                Matcher::Present(operand.as_bool().ok_or_else(|| D::Error::custom("present needs true or false"))?)
+            }
+            "type" => {
+                Matcher::Type(JsonType::deserialize(operand.clone()).map_err(|e| D::Error::custom(e.to_string()))?)
+            }
             "min" => Matcher::Min(number(operand)?),
             _ => Matcher::Max(number(operand)?),
         })

@@ -45,7 +45,8 @@ impl Variables {
         Ok(match template {
             Value::String(s) => {
                 let expanded = self.expand_str(s)?;
-                let whole_placeholder = s.trim().starts_with("{{") && s.trim().ends_with("}}") && s.matches("{{").count() == 1;
+                let whole_placeholder =
+                    s.trim().starts_with("{{") && s.trim().ends_with("}}") && s.matches("{{").count() == 1;
                 match expanded.parse::<serde_json::Number>() {
                     Ok(number) if whole_placeholder => Value::Number(number),
                     _ => Value::String(expanded),

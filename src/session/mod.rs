@@ -105,6 +105,8 @@ pub struct Session {
     started: Instant,
     transcript: Transcript,
     ended: bool,
+    /// How the connection ended, for reports.
+    end_reason: Option<String>,
     /// Subprotocol the server selected, if any.
     pub subprotocol: Option<String>,
     pub handshake_duration: Duration,
@@ -152,6 +154,7 @@ impl Session {
             started,
             transcript: Transcript::default(),
             ended: false,
+            end_reason: None,
             subprotocol,
             handshake_duration: started.elapsed(),
         })
@@ -173,6 +176,11 @@ impl Session {
     /// Whether the connection has ended (Close received, dropped, or closed by us).
     pub fn has_ended(&self) -> bool {
         self.ended
+    }
+
+    /// How the connection ended, once it has.
+    pub fn end_reason(&self) -> Option<&str> {
+        self.end_reason.as_deref()
     }
 
     pub async fn send_text(&mut self, text: &str, timeout: Duration) -> Result<(), String> {
@@ -230,6 +238,12 @@ impl Session {
                 }
                 Event::Closed(frame) => {
                     self.ended = true;
+                    self.end_reason = Some(match frame {
+                        Some((code, reason)) => {
+                            format!("the server closed it with code {code} {reason}").trim_end().to_string()
+                        }
+                        None => "the server closed it with an empty Close frame".into(),
+                    });
                     // Completes the closing handshake: the library queued our echo; send it now.
                     let _ = tokio::time::timeout(Duration::from_secs(1), self.ws.flush()).await;
                     let text = frame.as_ref().map_or("(no code)".to_string(), |(c, r)| format!("{c} {r}"));
@@ -237,6 +251,7 @@ impl Session {
                 }
                 Event::Dropped(reason) => {
                     self.ended = true;
+                    self.end_reason = Some(format!("it was dropped without a Close frame ({reason})"));
                     self.transcript.record(at, Direction::Received, "dropped", reason);
                 }
                 Event::Timeout => {}

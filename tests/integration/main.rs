@@ -1,5 +1,7 @@
 //! One integration binary, one module per area, so the crate links once.
 
+mod run_broken;
+mod run_cli;
 mod schemas;
 mod server;
 mod support;

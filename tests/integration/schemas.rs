@@ -320,3 +320,34 @@ fn collect_refs(value: &Value, out: &mut Vec<String>) {
         _ => {}
     }
 }
+
+#[test]
+fn every_builtin_scenario_file_satisfies_the_scenario_schema() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("schemas/scenario.schema.json")).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the scenario schema compiles");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(root.join("scenarios")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let doc: Value = serde_norway::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let errors: Vec<String> =
+                validator.iter_errors(&doc).map(|e| format!("{}: {e}", e.instance_path())).collect();
+            assert!(errors.is_empty(), "{}: {errors:#?}", path.display());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 6, "only {checked} scenario files found");
+    // The schema catches what the loader catches.
+    let typo: Value = serde_norway::from_str(
+        "cases:\n  - id: a.b\n    level: must\n    description: d\n    steps:\n      - expct: {type: Pong, timeout: 1s}\n",
+    )
+    .unwrap();
+    assert!(!validator.is_valid(&typo));
+    let two_actions: Value = serde_norway::from_str(
+        "cases:\n  - id: a.b\n    level: must\n    description: d\n    steps:\n      - {connect: null, drop: null}\n",
+    )
+    .unwrap();
+    assert!(!validator.is_valid(&two_actions));
+}

@@ -1,0 +1,181 @@
+//! `wsprobe run` through the real binary: exit codes, formats, user scenarios.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use reference_server::{Config, Fault, Profile as ServerProfile};
+use serde_json::Value;
+
+use crate::support::start;
+
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the binary off the async runtime, bounded in time, so a server in this test keeps serving.
+async fn wsprobe(args: Vec<String>) -> Output {
+    let run = tokio::task::spawn_blocking(move || Command::new(env!("CARGO_BIN_EXE_wsprobe")).args(&args).output());
+    let out = tokio::time::timeout(Duration::from_secs(90), run).await.expect("wsprobe finishes").unwrap().unwrap();
+    Output {
+        code: out.status.code().expect("exited normally"),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+fn temp(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name)
+}
+
+#[tokio::test]
+async fn the_bundled_server_passes_on_both_profiles() {
+    for profile in ["core", "ai"] {
+        let filter = "handshake.*,welcome.*,heartbeat.*,input.*,close.*,rate_limit.*,auth.*,reconnect.*";
+        let out = wsprobe(args(&["run", "--profile", profile, "--filter", filter, "--format", "json"])).await;
+        assert_eq!(out.code, 0, "{profile}: {}{}", out.stdout, out.stderr);
+        let report: Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(report["bundled"], true);
+        assert_eq!(report["profile"], profile);
+        let cases = report["cases"].as_array().unwrap();
+        assert!(cases.len() >= 18, "{profile}: {}", cases.len());
+        assert_eq!(report["summary"]["passed"].as_u64().unwrap() as usize, cases.len(), "{}", out.stdout);
+    }
+}
+
+#[tokio::test]
+async fn json_and_junit_agree_on_a_failing_run_and_exit_1() {
+    let mut config = Config::new(ServerProfile::Core);
+    config.faults = vec![Fault::NoWelcome];
+    config.rate_limit = None;
+    let server = start(config).await;
+    let filter = "welcome.*,heartbeat.*,rate_limit.*,auth.*,reconnect.*";
+    let junit_path = temp("report.xml");
+    let junit = wsprobe(args(&[
+        "run",
+        "--url",
+        &server.url(),
+        "--filter",
+        filter,
+        "--format",
+        "junit",
+        "--output",
+        junit_path.to_str().unwrap(),
+    ]))
+    .await;
+    assert_eq!(junit.code, 1, "{}", junit.stderr);
+    let json = wsprobe(args(&["run", "--url", &server.url(), "--filter", filter, "--format", "json"])).await;
+    assert_eq!(json.code, 1);
+    let report: Value = serde_json::from_str(&json.stdout).unwrap();
+    let xml = std::fs::read_to_string(&junit_path).unwrap();
+    let attr = |name: &str| -> usize {
+        let start = xml.find("<testsuites").unwrap();
+        let tag = &xml[start..start + xml[start..].find('>').unwrap()];
+        let value = tag.split(&format!(" {name}=\"")).nth(1).unwrap();
+        value[..value.find('"').unwrap()].parse().unwrap()
+    };
+    let summary = &report["summary"];
+    assert_eq!(attr("tests"), report["cases"].as_array().unwrap().len());
+    assert_eq!(attr("failures"), summary["failed"].as_u64().unwrap() as usize);
+    assert_eq!(attr("skipped"), summary["skipped"].as_u64().unwrap() as usize);
+    assert_eq!(xml.matches("<failure ").count(), attr("failures"));
+    assert_eq!(xml.matches("<skipped ").count(), attr("skipped"));
+    assert_eq!(xml.matches("<testcase ").count(), attr("tests"));
+    // Without --jwt-secret or --token, auth cases are skipped with the reason.
+    assert!(summary["skipped"].as_u64().unwrap() >= 6, "{summary}");
+    assert_eq!(summary["failed"], 4, "welcome, rate_limit.over and both reconnects: {}", json.stdout);
+    let failed: Vec<&Value> = report["cases"].as_array().unwrap().iter().filter(|c| c["status"] == "failed").collect();
+    assert!(failed
+        .iter()
+        .all(|c| !c["transcript"].as_array().unwrap().is_empty() || c["id"] == "welcome.first_message"));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn strict_turns_warnings_into_failures() {
+    let mut config = Config::new(ServerProfile::Core);
+    config.faults = vec![Fault::Silent];
+    let server = start(config).await;
+    let base = ["run", "--url", &server.url(), "--filter", "input.*"];
+    let relaxed = wsprobe(args(&base)).await;
+    assert_eq!(relaxed.code, 0, "{}", relaxed.stdout);
+    assert!(relaxed.stdout.contains("WARN  input.binary_frame"), "{}", relaxed.stdout);
+    let mut strict = args(&base);
+    strict.push("--strict".into());
+    let strict = wsprobe(strict).await;
+    assert_eq!(strict.code, 1, "{}", strict.stdout);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_target_exits_3() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+    drop(listener);
+    let out = wsprobe(args(&["run", "--url", &url])).await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(out.stderr.contains("cannot reach"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn a_broken_scenario_file_exits_2_with_its_location() {
+    let path = temp("broken.yaml");
+    std::fs::write(&path, "cases:\n  - id: mine.one\n    level: must\n    description: d\n    steps:\n      - connect:\n      - sned: {text: hi}\n").unwrap();
+    let out = wsprobe(args(&["run", "--scenario", path.to_str().unwrap()])).await;
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("broken.yaml:7:"), "{}", out.stderr);
+    assert!(out.stderr.contains("did you mean `send`?"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn user_scenarios_run_alone_with_templates_and_matchers() {
+    let path = temp("mine.yaml");
+    std::fs::write(
+        &path,
+        r#"name: mine
+cases:
+  - id: mine.connected_shape
+    level: must
+    profiles: [core]
+    description: Connected carries a client_id and this server's version.
+    steps:
+      - connect:
+      - expect:
+          type: Connected
+          timeout: 2s
+          first: true
+          match:
+            /data/client_id: {regex: "^client_[0-9]+$"}
+            /data/version: {type: string}
+      - send:
+          json: {type: Ping, timestamp: "{{now_ms}}"}
+      - expect:
+          type: Pong
+          timeout: 2s
+          match:
+            /data/timestamp: {min: 1}
+  - id: mine.wrong_expectation
+    level: should
+    description: A deliberately wrong expectation warns.
+    steps:
+      - connect:
+      - expect:
+          type: "{{welcome}}"
+          timeout: 2s
+          match:
+            /data/client_id: "nobody"
+"#,
+    )
+    .unwrap();
+    let out = wsprobe(args(&["run", "--no-builtin", "--scenario", path.to_str().unwrap()])).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("PASS  mine.connected_shape"), "{}", out.stdout);
+    assert!(out.stdout.contains("WARN  mine.wrong_expectation"), "{}", out.stdout);
+    assert!(out.stdout.contains("expected \"nobody\""), "{}", out.stdout);
+}
