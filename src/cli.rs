@@ -27,6 +27,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Run the conformance suite (and your scenarios) against a server; the bundled one without --url.
     Run(RunArgs),
+    /// Generate load: many connections, HdrHistogram latencies, live progress; the bundled server without --url.
+    Load(LoadArgs),
     /// List, show and self-check the message schemas.
     Schemas {
         #[command(subcommand)]
@@ -102,6 +104,62 @@ pub struct RunArgs {
     /// Hide the live progress line.
     #[arg(long)]
     pub no_progress: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// The endpoint to load, e.g. ws://127.0.0.1:8080/ws. Without it, wsprobe starts its bundled
+    /// reference server on its own threads, with the rate limit lifted.
+    #[arg(long)]
+    pub url: Option<String>,
+    #[arg(long, value_enum, default_value_t = Profile::Core)]
+    pub profile: Profile,
+    #[arg(long, default_value_t = 10)]
+    pub connections: usize,
+    /// How long to run (e.g. 10s, 1m; at most 1h).
+    #[arg(long, default_value = "10s", value_parser = duration_arg)]
+    pub duration: std::time::Duration,
+    /// Connections open evenly over this period.
+    #[arg(long, default_value = "1s", value_parser = duration_arg)]
+    pub ramp_up: std::time::Duration,
+    #[arg(long, value_enum, default_value_t = crate::load::plan::Mode::Ping)]
+    pub mode: crate::load::plan::Mode,
+    /// Open loop: Pings per second in total, paced on a schedule; without it, closed loop.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Pings in flight per connection.
+    #[arg(long, default_value_t = 1)]
+    pub in_flight: usize,
+    /// Schema-check received messages: all, off, or sample:N (one in N).
+    #[arg(long, default_value = "all")]
+    pub validate: crate::load::plan::Validation,
+    /// Write the summary as JSON here.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write an HdrHistogram interval log (.hlog, one interval per second) here.
+    #[arg(long, value_name = "FILE")]
+    pub hdr_log: Option<PathBuf>,
+    /// Fail (exit 1) unless this holds, e.g. 'p99<5ms', 'errors==0', 'throughput>50000'. Repeatable.
+    #[arg(long = "assert", value_name = "EXPR")]
+    pub assertions: Vec<crate::load::assertion::Assertion>,
+    #[arg(long)]
+    pub no_progress: bool,
+    /// A reply later than this is a timeout, and the connection is replaced.
+    #[arg(long, default_value = "10s", value_parser = duration_arg)]
+    pub reply_timeout: std::time::Duration,
+    /// Generator threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Threads for the bundled server.
+    #[arg(long, default_value_t = 1)]
+    pub server_threads: usize,
+    /// The bundled server's simulation tick (more push traffic when shorter).
+    #[arg(long, default_value = "1s", value_parser = duration_arg)]
+    pub server_tick: std::time::Duration,
+}
+
+fn duration_arg(text: &str) -> Result<std::time::Duration, String> {
+    crate::scenario::parse_duration(text)
 }
 
 fn positive_factor(text: &str) -> Result<f64, String> {

@@ -4,6 +4,7 @@ pub mod capture;
 pub mod cli;
 pub mod commands;
 pub mod exit;
+pub mod load;
 pub mod outcome;
 pub mod profile;
 pub mod report;

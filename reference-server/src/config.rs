@@ -51,6 +51,8 @@ pub enum Fault {
     Silent,
     /// Drop the TCP connection, without a Close frame, on any bad input.
     DropOnBadInput,
+    /// Once, after `stall_after_pings` Pings, stop reading and replying for `stall`.
+    StallOnce,
 }
 
 #[derive(Debug, Clone)]
@@ -84,6 +86,11 @@ pub struct Config {
     pub faults: Vec<Fault>,
     /// How late Pong comes with [`Fault::SlowPong`].
     pub pong_delay: Duration,
+    /// With [`Fault::StallOnce`]: how long the stall lasts, and how many Pings come first.
+    pub stall: Duration,
+    pub stall_after_pings: u64,
+    /// Read buffer per connection; small keeps many idle connections cheap.
+    pub read_buffer_bytes: usize,
 }
 
 impl Config {
@@ -106,6 +113,9 @@ impl Config {
             signal_every_ticks: 5,
             faults: Vec::new(),
             pong_delay: Duration::from_secs(15),
+            stall: Duration::from_millis(500),
+            stall_after_pings: 100,
+            read_buffer_bytes: 16 * 1024,
         }
     }
 

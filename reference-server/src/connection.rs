@@ -67,6 +67,7 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         Ok(response)
     };
     let ws_config = WebSocketConfig::default()
+        .read_buffer_size(config.read_buffer_bytes)
         .max_message_size(Some(config.max_message_bytes))
         .max_frame_size(Some(config.max_message_bytes));
     let upgrade = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_config));
@@ -125,6 +126,7 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         client: &client,
         client_arc: client.clone(),
         drop_now: false,
+        stalled_reply: None,
         client_id: &client_id,
         peer,
         limiter: config.rate_limit.map(|limit| RateLimiter::new(limit, config.rate_window)),
@@ -162,6 +164,11 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                 let open = session.on_message(message);
                 if session.drop_now {
                     break;
+                }
+                if let Some(reply) = session.stalled_reply.take() {
+                    warn!(%peer, stall = ?config.stall, "stalling on purpose (fault stall-once)");
+                    tokio::time::sleep(config.stall).await;
+                    session.reply(reply);
                 }
                 if !open {
                     if config.has(Fault::Silent) {
@@ -233,6 +240,8 @@ struct Session<'a> {
     client_arc: Arc<Client>,
     /// Set by [`Fault::DropOnBadInput`]: end the connection without a Close.
     drop_now: bool,
+    /// Set by [`Fault::StallOnce`]: a reply to send after the stall.
+    stalled_reply: Option<String>,
     client_id: &'a str,
     peer: SocketAddr,
     limiter: Option<RateLimiter>,
@@ -278,6 +287,10 @@ impl Session<'_> {
                 tokio::time::sleep(delay).await;
                 client.outbox.push(Kind::Important, Utf8Bytes::from(protocol::pong()));
             });
+        } else if config.has(Fault::StallOnce)
+            && self.shared.pings.fetch_add(1, Ordering::Relaxed) + 1 == config.stall_after_pings
+        {
+            self.stalled_reply = Some(protocol::pong());
         } else {
             self.reply(protocol::pong());
         }

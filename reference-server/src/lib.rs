@@ -43,6 +43,8 @@ struct Shared {
     hub: Hub,
     stats: Stats,
     next_client: AtomicU64,
+    /// Pings answered by all connections, for [`Fault::StallOnce`].
+    pings: AtomicU64,
 }
 
 /// A running server. Dropping it leaves the server running until its runtime ends; call
@@ -90,8 +92,14 @@ pub fn serve(listener: TcpListener, config: Config) -> Result<ServerHandle, Conf
         AuthMode::Off => None,
         _ => config.jwt_secret.as_deref().map(TokenVerifier::new),
     };
-    let shared =
-        Arc::new(Shared { config, verifier, hub: Hub::default(), stats: Stats::default(), next_client: 0.into() });
+    let shared = Arc::new(Shared {
+        config,
+        verifier,
+        hub: Hub::default(),
+        stats: Stats::default(),
+        next_client: 0.into(),
+        pings: 0.into(),
+    });
     let (stop, stopped) = watch::channel(false);
 
     let accept_shared = shared.clone();

@@ -49,6 +49,12 @@ struct Args {
     /// Pong delay under --fault slow-pong.
     #[arg(long, default_value_t = 15_000)]
     pong_delay_ms: u64,
+    /// Stall length under --fault stall-once.
+    #[arg(long, default_value_t = 500)]
+    stall_ms: u64,
+    /// Pings answered before the stall under --fault stall-once.
+    #[arg(long, default_value_t = 100)]
+    stall_after_pings: u64,
 }
 
 fn main() -> ExitCode {
@@ -83,6 +89,8 @@ fn run(args: Args) -> anyhow::Result<()> {
     config.signal_every_ticks = args.signal_every_ticks;
     config.faults = args.faults;
     config.pong_delay = Duration::from_millis(args.pong_delay_ms);
+    config.stall = Duration::from_millis(args.stall_ms);
+    config.stall_after_pings = args.stall_after_pings;
     config.check()?;
     if !config.faults.is_empty() {
         tracing::warn!(faults = ?config.faults, "deliberate protocol faults are on: this server does not conform");

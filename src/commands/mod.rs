@@ -1,6 +1,7 @@
 //! One module per subcommand. Each returns an exit code for checks that ran, and `Err` only
 //! when nothing meaningful could be checked (bad flags, unreadable files, no target).
 
+mod load;
 mod run;
 mod schemas;
 mod validate;
@@ -18,6 +19,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Validate(args) => validate::run(&catalog, &args, stdout),
         Command::Schemas { command } => schemas::run(&catalog, &command, stdout),
+        Command::Load(args) => {
+            drop(stdout);
+            load::run(catalog, &args)
+        }
         Command::Run(args) => {
             drop(stdout);
             run::run(catalog, &args)

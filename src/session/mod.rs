@@ -29,6 +29,8 @@ pub struct ConnectOptions {
     pub timeout: Duration,
     /// Largest frame or message accepted from the server; protects against hostile servers.
     pub max_message_bytes: usize,
+    /// Read buffer reserved per connection; small for load runs holding many idle connections.
+    pub read_buffer_bytes: usize,
 }
 
 impl ConnectOptions {
@@ -40,6 +42,7 @@ impl ConnectOptions {
             subprotocols: Vec::new(),
             timeout,
             max_message_bytes: 16 << 20,
+            read_buffer_bytes: 128 * 1024,
         }
     }
 
@@ -128,6 +131,7 @@ impl Session {
             request.headers_mut().insert("sec-websocket-protocol", value);
         }
         let config = WebSocketConfig::default()
+            .read_buffer_size(options.read_buffer_bytes)
             .max_message_size(Some(options.max_message_bytes))
             .max_frame_size(Some(options.max_message_bytes));
         let started = Instant::now();
@@ -279,5 +283,10 @@ impl Session {
 
     pub fn into_transcript(self) -> Transcript {
         self.transcript
+    }
+
+    /// The bare WebSocket, for the load generator's hot loops, which keep no transcript.
+    pub fn into_stream(self) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+        self.ws
     }
 }

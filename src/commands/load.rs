@@ -1,0 +1,120 @@
+//! `wsprobe load`: build the plan, start the bundled server if needed, run, report, gate.
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+use crate::cli::LoadArgs;
+use crate::exit;
+use crate::load::plan::LoadPlan;
+use crate::load::{self, summary, Outputs};
+use crate::profile::Profile;
+use crate::schema::Catalog;
+use crate::session::{ConnectOptions, Session};
+
+pub fn run(catalog: Catalog, args: &LoadArgs) -> anyhow::Result<u8> {
+    let mut plan = LoadPlan {
+        url: args.url.clone().unwrap_or_default(),
+        profile: args.profile,
+        mode: args.mode,
+        connections: args.connections,
+        duration: args.duration,
+        ramp_up: args.ramp_up,
+        rate: args.rate,
+        in_flight: args.in_flight,
+        validation: args.validate,
+        reply_timeout: args.reply_timeout,
+        connect_timeout: Duration::from_secs(10),
+    };
+    plan.check().map_err(anyhow::Error::msg)?;
+    let bundled = args.url.is_none();
+    raise_fd_limit(args.connections * if bundled { 2 } else { 1 } + 256)?;
+
+    let mut notes = Vec::new();
+    let server = if bundled {
+        let mut config = reference_server::Config::new(match args.profile {
+            Profile::Core => reference_server::Profile::Core,
+            Profile::Ai => reference_server::Profile::Ai,
+        });
+        config.rate_limit = None;
+        config.tick = args.server_tick;
+        let server = reference_server::BackgroundServer::start(
+            config,
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            args.server_threads,
+        )
+        .context("cannot start the bundled reference server on 127.0.0.1")?;
+        notes.push(format!(
+            "bundled reference server on its own {} thread(s); its 100-messages-a-minute rate limit is lifted for load",
+            args.server_threads
+        ));
+        plan.url = server.url().to_string();
+        Some(server)
+    } else {
+        None
+    };
+    preflight(&plan.url)?;
+
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let outputs = Outputs {
+        progress: !args.no_progress && std::io::stdout().is_terminal(),
+        hdr_log: args.hdr_log.clone(),
+        bundled_server: bundled,
+        notes,
+        threads,
+    };
+    let summary = load::run(plan, Arc::new(catalog), outputs)?;
+    drop(server);
+
+    let mut out = std::io::stdout().lock();
+    out.write_all(summary::human(&summary).as_bytes())?;
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&summary)? + "\n";
+        std::fs::write(path, text).with_context(|| format!("cannot write --json {}", path.display()))?;
+    }
+    let mut failed = summary.schema_violations > 0;
+    if summary.schema_violations > 0 {
+        writeln!(out, "  FAILED: {} received message(s) violate their schemas", summary.schema_violations)?;
+    }
+    for assertion in &args.assertions {
+        let checked = assertion.check(&summary);
+        writeln!(out, "  assert {checked}")?;
+        failed |= !checked.passed;
+    }
+    Ok(if failed { exit::FAILURES } else { exit::SUCCESS })
+}
+
+/// Each connection needs a file descriptor (two with the bundled server in-process).
+fn raise_fd_limit(needed: usize) -> anyhow::Result<()> {
+    match rlimit::increase_nofile_limit(needed as u64) {
+        Ok(limit) if limit >= needed as u64 => Ok(()),
+        Ok(limit) => bail!(
+            "{needed} file descriptors are needed but the limit is {limit} and cannot be raised further here; \
+             lower --connections or raise the hard limit (ulimit -Hn)"
+        ),
+        // Platforms without rlimit support: go on, and connect errors will say what happened.
+        Err(_) => Ok(()),
+    }
+}
+
+fn preflight(url: &str) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        match Session::connect(&ConnectOptions::new(url, Duration::from_secs(5))).await {
+            Ok(mut session) => {
+                let _ = session.close(1000, "preflight", Duration::from_millis(500)).await;
+                Ok(())
+            }
+            Err(error) if error.is_unreachable() || matches!(error, crate::session::ConnectError::Timeout(_)) => {
+                Err(super::run::Unreachable { url: url.to_string(), reason: error.to_string() }.into())
+            }
+            Err(error @ crate::session::ConnectError::InvalidUrl { .. }) => {
+                bail!("{error}; write it like ws://127.0.0.1:8080/ws")
+            }
+            Err(_) => Ok(()),
+        }
+    })
+}

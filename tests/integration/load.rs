@@ -1,0 +1,253 @@
+//! `wsprobe load` against servers on 127.0.0.1:0: every mode, the latency correction, the
+//! summary/hlog agreement, errors and reconnects, and the CLI's gates.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+use hdrhistogram::serialization::Deserializer;
+use reference_server::{BackgroundServer, Config, Fault, Profile as ServerProfile};
+use wsprobe::load::plan::{LoadPlan, Mode, Validation};
+use wsprobe::load::summary::LoadSummary;
+use wsprobe::load::{self, Outputs};
+use wsprobe::profile::Profile;
+use wsprobe::schema::Catalog;
+
+fn server(config: Config) -> BackgroundServer {
+    BackgroundServer::start(config, SocketAddr::from(([127, 0, 0, 1], 0)), 1).expect("server starts")
+}
+
+fn quiet_unlimited() -> Config {
+    let mut config = Config::new(ServerProfile::Core);
+    config.rate_limit = None;
+    config.tick = Duration::from_secs(3600);
+    config
+}
+
+fn plan(url: &str, mode: Mode, connections: usize, duration: Duration) -> LoadPlan {
+    LoadPlan {
+        url: url.to_string(),
+        profile: Profile::Core,
+        mode,
+        connections,
+        duration,
+        ramp_up: Duration::ZERO,
+        rate: None,
+        in_flight: 1,
+        validation: Validation::All,
+        reply_timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(5),
+    }
+}
+
+fn run(plan: LoadPlan, hdr_log: Option<std::path::PathBuf>) -> LoadSummary {
+    let outputs = Outputs { progress: false, hdr_log, bundled_server: false, notes: vec![], threads: 2 };
+    load::run(plan, Arc::new(Catalog::embedded().unwrap()), outputs).expect("the run completes")
+}
+
+#[test]
+fn closed_loop_ping_measures_round_trips_and_validates_every_pong() {
+    let server = server(quiet_unlimited());
+    let mut plan = plan(server.url(), Mode::Ping, 4, Duration::from_millis(1500));
+    plan.in_flight = 4;
+    let summary = run(plan, None);
+    let rtt = summary.latency_us["uncorrected"];
+    assert!(rtt.count > 100, "{summary:#?}");
+    assert!(!summary.latency_us.contains_key("corrected"), "closed loop has no intended times");
+    assert_eq!(summary.latency_us["connect"].count, 4);
+    assert!(summary.errors.is_empty(), "{:?}", summary.errors);
+    assert_eq!(summary.schema_violations, 0);
+    assert!(summary.received >= rtt.count, "every Pong was received and counted");
+    assert!(summary.throughput_per_s > 0.0);
+    let json: serde_json::Value = serde_json::to_value(&summary).unwrap();
+    for key in [
+        "mode",
+        "connections",
+        "duration_s",
+        "sent",
+        "received",
+        "throughput_per_s",
+        "errors",
+        "schema_violations",
+        "valid_run",
+        "latency_us",
+    ] {
+        assert!(json.get(key).is_some(), "summary JSON lacks {key}");
+    }
+    for key in ["count", "min", "mean", "p50", "p90", "p99", "p999", "max"] {
+        assert!(json["latency_us"]["uncorrected"].get(key).is_some(), "H lacks {key}");
+    }
+}
+
+#[test]
+fn push_mode_measures_server_push_latency() {
+    let mut config = quiet_unlimited();
+    config.tick = Duration::from_millis(50);
+    let server = server(config);
+    let summary = run(plan(server.url(), Mode::Push, 3, Duration::from_millis(1500)), None);
+    let push = summary.latency_us["push"];
+    assert!(push.count > 30, "{summary:#?}");
+    assert!(push.p50 < 1_000_000, "loopback push latency is far under a second: {push:?}");
+    assert_eq!(summary.schema_violations, 0);
+    assert!(summary.notes.iter().any(|n| n.contains("1 ms resolution")));
+}
+
+#[test]
+fn connect_mode_measures_handshakes() {
+    let server = server(quiet_unlimited());
+    let summary = run(plan(server.url(), Mode::Connect, 2, Duration::from_secs(1)), None);
+    assert!(summary.connects > 10, "{summary:#?}");
+    assert_eq!(summary.latency_us["connect"].count, summary.connects);
+    assert!(summary.errors.is_empty(), "{:?}", summary.errors);
+}
+
+#[test]
+fn the_corrected_p99_shows_a_stall_that_the_uncorrected_p99_hides() {
+    let mut config = quiet_unlimited();
+    config.faults = vec![Fault::StallOnce];
+    config.stall = Duration::from_millis(500);
+    config.stall_after_pings = 100;
+    let server = server(config);
+    let mut plan = plan(server.url(), Mode::Ping, 1, Duration::from_secs(3));
+    plan.rate = Some(200.0);
+    let summary = run(plan, None);
+    let corrected = summary.latency_us["corrected"];
+    let uncorrected = summary.latency_us["uncorrected"];
+    assert!(corrected.count > 400, "{summary:#?}");
+    assert!(corrected.p99 >= 300_000, "the stall shows in the corrected p99: {corrected:?}");
+    assert!(uncorrected.p99 < 100_000, "the stall hides from the uncorrected p99: {uncorrected:?}");
+    assert!(uncorrected.max >= 400_000, "the one Ping caught in the stall still shows as the max: {uncorrected:?}");
+}
+
+#[test]
+fn the_hlog_and_the_summary_agree_on_counts() {
+    let mut config = quiet_unlimited();
+    config.tick = Duration::from_millis(100);
+    let server = server(config);
+    let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("load.hlog");
+    let mut plan = plan(server.url(), Mode::Ping, 3, Duration::from_millis(2500));
+    plan.rate = Some(300.0);
+    let summary = run(plan, Some(path.clone()));
+    let bytes = std::fs::read(&path).unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains("#[StartTime:") && text.contains("#[BaseTime:"), "{text}");
+    let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut intervals = 0;
+    let mut deserializer = Deserializer::new();
+    for entry in IntervalLogIterator::new(&bytes) {
+        if let LogEntry::Interval(interval) = entry.expect("a well-formed log") {
+            let decoded = base64_decode(interval.encoded_histogram());
+            let histogram: hdrhistogram::Histogram<u64> = deserializer.deserialize(&mut decoded.as_slice()).unwrap();
+            *counts.entry(interval.tag().unwrap().as_str().to_string()).or_default() += histogram.len();
+            intervals += 1;
+        }
+    }
+    assert!(intervals >= 3, "about one interval per second per metric: {intervals}");
+    for (name, stats) in &summary.latency_us {
+        assert_eq!(counts.get(*name).copied(), Some(stats.count), "{name}");
+    }
+    assert_eq!(counts.get("schedule_lag").copied(), summary.schedule_lag_us.map(|s| s.count));
+}
+
+/// Standard base64, as the interval log encodes histograms.
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        _ => 63,
+    };
+    let mut out = Vec::new();
+    let (mut buffer, mut bits) = (0u32, 0);
+    for &c in text.as_bytes().iter().filter(|c| **c != b'=') {
+        buffer = (buffer << 6) | u32::from(value(c));
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    out
+}
+
+#[test]
+fn invalid_messages_under_load_are_counted() {
+    let mut config = quiet_unlimited();
+    config.tick = Duration::from_millis(50);
+    config.faults = vec![Fault::CorruptMarketData];
+    let server = server(config);
+    let summary = run(plan(server.url(), Mode::Push, 2, Duration::from_secs(1)), None);
+    assert!(summary.schema_violations > 10, "{summary:#?}");
+}
+
+#[test]
+fn closed_connections_are_counted_and_reconnected_with_backoff() {
+    let mut config = quiet_unlimited();
+    config.rate_limit = Some(50);
+    let server = server(config);
+    let summary = run(plan(server.url(), Mode::Ping, 2, Duration::from_millis(2500)), None);
+    assert!(summary.errors.get("closed_1008").copied().unwrap_or(0) >= 2, "{:?}", summary.errors);
+    assert!(summary.reconnects >= 2, "{summary:#?}");
+    // The first backoff is a second: within 2.5 s each connection reconnects at most twice.
+    assert!(summary.reconnects <= 4, "{summary:#?}");
+}
+
+mod cli {
+    use std::process::Command;
+
+    fn wsprobe(args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_wsprobe")).args(args).output().unwrap();
+        (out.status.code().unwrap(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    }
+
+    #[test]
+    fn the_bundled_server_is_used_without_url_and_failed_assertions_exit_1() {
+        let json = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("load-cli.json");
+        let (code, stdout, stderr) = wsprobe(&[
+            "load",
+            "--connections",
+            "2",
+            "--duration",
+            "1s",
+            "--ramp-up",
+            "0s",
+            "--json",
+            json.to_str().unwrap(),
+            "--assert",
+            "errors==0",
+            "--assert",
+            "p99<1us",
+        ]);
+        assert_eq!(code, 1, "{stdout}{stderr}");
+        assert!(stdout.contains("rate limit is lifted"), "{stdout}");
+        assert!(stdout.contains("assert ok     errors==0"), "{stdout}");
+        assert!(stdout.contains("assert FAILED p99<1us"), "{stdout}");
+        let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(summary["mode"], "ping");
+        assert_eq!(summary["bundled_server"], true);
+    }
+
+    #[test]
+    fn bad_assertions_and_bounds_are_usage_errors() {
+        let (code, _, stderr) = wsprobe(&["load", "--assert", "p99 < soon"]);
+        assert_eq!(code, 2);
+        assert!(stderr.contains("latency like 5ms"), "{stderr}");
+        let (code, _, stderr) = wsprobe(&["load", "--duration", "90m"]);
+        assert_eq!(code, 2);
+        assert!(stderr.contains("at most"), "{stderr}");
+        let (code, _, stderr) = wsprobe(&["load", "--mode", "push", "--rate", "10"]);
+        assert_eq!(code, 2);
+        assert!(stderr.contains("--mode ping only"), "{stderr}");
+    }
+
+    #[test]
+    fn an_unreachable_target_exits_3() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+        drop(listener);
+        let (code, _, stderr) = wsprobe(&["load", "--url", &url, "--duration", "1s"]);
+        assert_eq!(code, 3, "{stderr}");
+    }
+}
