@@ -1,1 +1,289 @@
-fn main() {}
+//! Load-generator and server benchmarks, each reported as a ratio against a baseline run
+//! back to back in the same script:
+//!
+//! 1. Round trips/s at C=100, K=1 and K=16 against the reference server: a minimal raw
+//!    tokio-tungstenite client (the baseline) versus `wsprobe load --validate all`.
+//! 2. The reference server versus a minimal tokio-tungstenite echo server, both driven by the
+//!    raw client (round trips/s).
+//! 3. Broadcast fan-out: 1,000 connections in push mode; p99 of receive time − timestamp, and
+//!    the server's CPU.
+//! 4. Memory: 10,000 idle connections held by `wsprobe load`, peak RSS of that process.
+//!
+//! `cargo bench --bench load` (WSPROBE_BENCH_SECONDS sets the length of each run, default 5;
+//! WSPROBE_BENCH_ONLY=memory|roundtrip|fanout runs one part).
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use reference_server::{BackgroundServer, Config, Profile};
+use tokio_tungstenite::tungstenite::Message;
+
+fn main() {
+    let seconds: u64 = std::env::var("WSPROBE_BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let only = std::env::var("WSPROBE_BENCH_ONLY").unwrap_or_default();
+    let run = |part: &str| only.is_empty() || only == part;
+    let duration = Duration::from_secs(seconds);
+    // The in-process server holds one descriptor per connection too.
+    let _ = rlimit::increase_nofile_limit(40_000);
+    println!("machine: {} cores; each run {seconds} s\n", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    if run("roundtrip") {
+        roundtrips(duration);
+    }
+    if run("fanout") {
+        fanout(duration);
+    }
+    if run("memory") {
+        memory();
+    }
+}
+
+fn reference(tick: Duration) -> BackgroundServer {
+    let mut config = Config::new(Profile::Core);
+    config.rate_limit = None;
+    config.tick = tick;
+    BackgroundServer::start(config, SocketAddr::from(([127, 0, 0, 1], 0)), 1).expect("reference server starts")
+}
+
+fn roundtrips(duration: Duration) {
+    let quiet = Duration::from_secs(3600);
+    let server = reference(quiet);
+    let echo = EchoServer::start();
+    println!("1. wsprobe load --validate all vs a raw tokio-tungstenite client (reference server, 1 server thread)");
+    println!("   {:<8} {:>16} {:>16} {:>7}", "C / K", "raw client rt/s", "wsprobe rt/s", "ratio");
+    let mut raw_k16 = 0.0;
+    for k in [1usize, 16] {
+        let raw = raw_client(server.url(), 100, k, duration);
+        let probe = wsprobe_load(server.url(), 100, k, duration);
+        println!("   {:<8} {:>16.0} {:>16.0} {:>7.2}", format!("100 / {k}"), raw, probe, probe / raw);
+        if k == 16 {
+            raw_k16 = raw;
+        }
+    }
+    println!("\n2. reference server vs a minimal tokio-tungstenite echo server (raw client, C=100, K=16, 1 server thread each)");
+    let echo_rate = raw_client(&echo.url, 100, 16, duration);
+    println!(
+        "   echo server: {echo_rate:.0} rt/s   reference server: {raw_k16:.0} rt/s   ratio {:.2}\n",
+        raw_k16 / echo_rate
+    );
+}
+
+fn fanout(duration: Duration) {
+    let server = reference(Duration::from_millis(100));
+    let before = thread_ticks("reference-serv");
+    let started = Instant::now();
+    let summary = run_wsprobe(&[
+        "load",
+        "--url",
+        server.url(),
+        "--mode",
+        "push",
+        "--connections",
+        "1000",
+        "--duration",
+        &format!("{}s", duration.as_secs()),
+        "--ramp-up",
+        "1s",
+        "--validate",
+        "all",
+    ]);
+    let cpu = (thread_ticks("reference-serv") - before) as f64 / 100.0 / started.elapsed().as_secs_f64();
+    let push = &summary["latency_us"]["push"];
+    println!("3. broadcast fan-out: 1,000 connections, server tick 100 ms (MarketData and ChartUpdate for 4 symbols)");
+    println!(
+        "   received {} messages ({:.0}/s); push latency p50 {} µs, p99 {} µs, max {} µs (1 ms timestamp resolution); server CPU {:.0}% of one core\n",
+        summary["received"], summary["throughput_per_s"].as_f64().unwrap_or(0.0), push["p50"], push["p99"], push["max"], cpu * 100.0
+    );
+}
+
+fn memory() {
+    let server = reference(Duration::from_secs(3600));
+    let mut child = spawn_wsprobe(&[
+        "load",
+        "--url",
+        server.url(),
+        "--mode",
+        "push",
+        "--connections",
+        "10000",
+        "--duration",
+        "20s",
+        "--ramp-up",
+        "5s",
+        "--validate",
+        "all",
+        "--no-progress",
+    ]);
+    let pid = child.id();
+    let mut peak_kb = 0u64;
+    let started = Instant::now();
+    while child.try_wait().expect("child status").is_none() {
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            let rss = status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok());
+            peak_kb = peak_kb.max(rss.unwrap_or(0));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            break;
+        }
+    }
+    let output = child.wait_with_output().expect("child output");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let connects = text.lines().find(|l| l.contains("connects")).unwrap_or("").trim().to_string();
+    println!("4. memory: 10,000 idle connections held by `wsprobe load` (push mode, quiet server in another process's threads)");
+    println!(
+        "   peak RSS of the wsprobe process: {:.1} MB ({:.1} KB per connection)",
+        peak_kb as f64 / 1024.0,
+        peak_kb as f64 / 10_000.0
+    );
+    println!("   {connects}\n");
+}
+
+/// The baseline: tokio-tungstenite, a Ping JSON, await the reply, nothing else.
+fn raw_client(url: &str, connections: usize, in_flight: usize, duration: Duration) -> f64 {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let completed = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for _ in 0..connections {
+            let (url, completed, stop) = (url.to_string(), completed.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await.expect("raw client connects");
+                let ping = r#"{"type":"Ping","timestamp":1697234567000}"#;
+                for _ in 0..in_flight {
+                    ws.feed(Message::text(ping)).await.unwrap();
+                }
+                ws.flush().await.unwrap();
+                let mut done = 0u64;
+                while let Some(Ok(message)) = ws.next().await {
+                    if let Message::Text(text) = message {
+                        if text.contains("\"Pong\"") {
+                            done += 1;
+                            if stop.load(Ordering::Relaxed) {
+                                break;
+                            }
+                            ws.send(Message::text(ping)).await.unwrap();
+                        }
+                    }
+                }
+                completed.fetch_add(done, Ordering::Relaxed);
+            }));
+        }
+        // The same window wsprobe gets: the run length plus 300 ms for connections to open.
+        tokio::time::sleep(duration + Duration::from_millis(300)).await;
+        stop.store(true, Ordering::Relaxed);
+        for task in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+    });
+    completed.load(Ordering::Relaxed) as f64 / (duration.as_secs_f64() + 0.3)
+}
+
+fn wsprobe_load(url: &str, connections: usize, in_flight: usize, duration: Duration) -> f64 {
+    let summary = run_wsprobe(&[
+        "load",
+        "--url",
+        url,
+        "--connections",
+        &connections.to_string(),
+        "--in-flight",
+        &in_flight.to_string(),
+        "--duration",
+        &format!("{}ms", duration.as_millis() + 300),
+        "--ramp-up",
+        "0s",
+        "--validate",
+        "all",
+        "--threads",
+        "2",
+    ]);
+    assert_eq!(summary["schema_violations"], 0, "{summary}");
+    summary["throughput_per_s"].as_f64().expect("throughput")
+}
+
+fn spawn_wsprobe(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_wsprobe"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("wsprobe starts")
+}
+
+fn run_wsprobe(args: &[&str]) -> serde_json::Value {
+    let json = std::env::temp_dir().join(format!("wsprobe-bench-{}.json", std::process::id()));
+    let mut all: Vec<&str> = args.to_vec();
+    let json_arg = json.to_string_lossy().into_owned();
+    all.extend(["--no-progress", "--json", &json_arg]);
+    let output = spawn_wsprobe(&all).wait_with_output().expect("wsprobe runs");
+    assert!(output.status.success(), "wsprobe failed: {}", String::from_utf8_lossy(&output.stdout));
+    let summary =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("summary written")).expect("summary is JSON");
+    let _ = std::fs::remove_file(&json);
+    summary
+}
+
+/// utime + stime, in clock ticks, of this process's threads whose name starts with `prefix`
+/// (the kernel keeps 15 bytes of a thread name).
+fn thread_ticks(prefix: &str) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
+        let dir = entry.path();
+        if !std::fs::read_to_string(dir.join("comm")).unwrap_or_default().trim().starts_with(prefix) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+        if let Some((_, rest)) = stat.rsplit_once(')') {
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            total += fields.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            total += fields.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        }
+    }
+    total
+}
+
+/// The comparison server: answers every text frame with a fixed Pong, on one thread.
+struct EchoServer {
+    url: String,
+    _thread: std::thread::JoinHandle<()>,
+}
+
+impl EchoServer {
+    fn start() -> EchoServer {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+        let thread = std::thread::Builder::new()
+            .name("echo-server".into())
+            .spawn(move || {
+                let runtime =
+                    tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+                runtime.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                    while let Ok((stream, _)) = listener.accept().await {
+                        let _ = stream.set_nodelay(true);
+                        tokio::spawn(async move {
+                            let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else { return };
+                            let pong =
+                                r#"{"type":"Pong","data":{"timestamp":1697234567000},"timestamp":1697234567000}"#;
+                            while let Some(Ok(message)) = ws.next().await {
+                                if message.is_text() && ws.send(Message::text(pong)).await.is_err() {
+                                    break;
+                                }
+                            }
+                        });
+                    }
+                });
+            })
+            .unwrap();
+        EchoServer { url, _thread: thread }
+    }
+}
