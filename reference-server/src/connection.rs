@@ -183,16 +183,13 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             }
             // The rest of the offending frame is still unread, so the WebSocket stream cannot
             // be read further: send the Close, then drain raw bytes (see `linger`).
-            Some(Err(WsError::Capacity(error))) => {
-                info!(%peer, %error, "frame too large");
-                session.close_now(CloseCode::Size, "message too big");
-                shared.hub.remove(id);
-                linger(writer, stream, config.shutdown_grace).await;
-                shared.stats.connections_active.fetch_sub(1, Ordering::Relaxed);
-                return;
-            }
-            Some(Err(WsError::Utf8(_))) => {
-                session.close_now(CloseCode::Invalid, "text frame is not valid UTF-8");
+            Some(Err(error @ (WsError::Capacity(_) | WsError::Utf8(_)))) => {
+                let (code, reason) = match error {
+                    WsError::Capacity(_) => (CloseCode::Size, "message too big"),
+                    _ => (CloseCode::Invalid, "text frame is not valid UTF-8"),
+                };
+                info!(%peer, %error, "unreadable frame");
+                session.close_now(code, reason);
                 shared.hub.remove(id);
                 linger(writer, stream, config.shutdown_grace).await;
                 shared.stats.connections_active.fetch_sub(1, Ordering::Relaxed);

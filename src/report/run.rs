@@ -87,7 +87,7 @@ pub fn human(report: &RunReport, style: Style) -> String {
             "\n{} {} ({}{requirement}, scenario {})",
             style.status(case.status),
             style.paint("1", &case.id),
-            serde_json::to_value(case.level).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+            case.level.name(),
             case.suite
         );
         let _ = writeln!(out, "    rule: {}", case.description);

@@ -72,7 +72,7 @@ pub async fn execute(case: &Case, settings: &RunSettings, catalog: &Catalog, var
 /// Combines the stopping failure (if any) and the soft ones into a status and a message.
 fn verdict(case_level: Level, hard: Option<String>, soft: &[(Level, String)], strict: bool) -> (Status, String) {
     let mut messages: Vec<String> = hard.iter().cloned().collect();
-    messages.extend(soft.iter().map(|(level, m)| format!("{m} [{}]", level_name(*level))));
+    messages.extend(soft.iter().map(|(level, m)| format!("{m} [{}]", level.name())));
     let message = messages.join("\n");
     if case_level == Level::Info {
         let found = if message.is_empty() { "the rule held".to_string() } else { message };
@@ -91,14 +91,6 @@ fn verdict(case_level: Level, hard: Option<String>, soft: &[(Level, String)], st
         Status::Passed
     };
     (status, message)
-}
-
-fn level_name(level: Level) -> &'static str {
-    match level {
-        Level::Must => "must",
-        Level::Should => "should",
-        Level::Info => "info",
-    }
 }
 
 impl CaseRun<'_> {

@@ -93,6 +93,7 @@ pub async fn run(
     let variables = Arc::new(base_variables(&settings));
     let permits = Arc::new(Semaphore::new(settings.jobs.max(1)));
     let mut tasks = Vec::with_capacity(planned.len());
+    let identities: Vec<PlannedCase> = planned.clone();
     for planned_case in planned {
         let (settings, catalog, variables, permits, events) =
             (settings.clone(), catalog.clone(), variables.clone(), permits.clone(), events.clone());
@@ -104,10 +105,21 @@ pub async fn run(
         }));
     }
     let mut cases = Vec::with_capacity(tasks.len());
-    for task in tasks {
+    for (task, planned_case) in tasks.into_iter().zip(identities) {
         match task.await {
             Ok(report) => cases.push(report),
-            Err(error) => panic!("a case task failed: {error}"),
+            // A bug in wsprobe must not hide the other cases' results: report it as this case's failure.
+            Err(error) => cases.push(CaseReport {
+                id: planned_case.case.id.clone(),
+                suite: planned_case.suite.to_string(),
+                requirement: planned_case.case.requirement.clone(),
+                level: planned_case.case.level,
+                status: Status::Failed,
+                duration: Duration::ZERO,
+                message: format!("internal error in wsprobe while running this case: {error}"),
+                description: planned_case.case.description.clone(),
+                transcript: Vec::new(),
+            }),
         }
     }
     RunReport { target: settings.url.clone(), bundled, profile: settings.profile, cases, duration: started.elapsed() }

@@ -41,6 +41,16 @@ pub enum Level {
     Info,
 }
 
+impl Level {
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Must => "must",
+            Level::Should => "should",
+            Level::Info => "info",
+        }
+    }
+}
+
 /// Something a case needs from the command line; without it the case is skipped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
