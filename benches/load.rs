@@ -90,7 +90,7 @@ fn fanout(duration: Duration) {
         "--validate",
         "all",
     ]);
-    let cpu = (thread_ticks("reference-serv") - before) as f64 / 100.0 / started.elapsed().as_secs_f64();
+    let cpu = wsprobe::load::cpu::seconds(thread_ticks("reference-serv") - before) / started.elapsed().as_secs_f64();
     let push = &summary["latency_us"]["push"];
     println!("3. broadcast fan-out: 1,000 connections, server tick 100 ms (MarketData and ChartUpdate for 4 symbols)");
     println!(
@@ -231,23 +231,9 @@ fn run_wsprobe(args: &[&str]) -> serde_json::Value {
     summary
 }
 
-/// utime + stime, in clock ticks, of this process's threads whose name starts with `prefix`
-/// (the kernel keeps 15 bytes of a thread name).
+/// CPU ticks of this process's threads named like `prefix` (the kernel keeps 15 bytes of a name).
 fn thread_ticks(prefix: &str) -> u64 {
-    let mut total = 0;
-    for entry in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
-        let dir = entry.path();
-        if !std::fs::read_to_string(dir.join("comm")).unwrap_or_default().trim().starts_with(prefix) {
-            continue;
-        }
-        let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
-        if let Some((_, rest)) = stat.rsplit_once(')') {
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            total += fields.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-            total += fields.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        }
-    }
-    total
+    wsprobe::load::cpu::thread_ticks(prefix).unwrap_or(0)
 }
 
 /// The comparison server: answers every text frame with a fixed Pong, on one thread.

@@ -2,7 +2,7 @@
 //! HdrHistograms) → once a second an interval for progress and the `.hlog` → summary.
 
 pub mod assertion;
-mod cpu;
+pub mod cpu;
 pub mod plan;
 pub mod recorder;
 pub mod summary;
