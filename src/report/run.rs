@@ -43,13 +43,20 @@ fn duration(d: Duration) -> String {
     }
 }
 
+/// Frame text shown per transcript line in human and JUnit reports (JSON keeps more).
+const SHOWN_CHARS: usize = 160;
+
 fn transcript_lines(out: &mut String, entries: &[TranscriptEntry]) {
     for entry in entries {
         let arrow = match entry.direction {
             Direction::Sent => "->",
             Direction::Received => "<-",
         };
-        let _ = writeln!(out, "      +{:>6} ms {arrow} {:<7} {}", entry.at_ms, entry.kind, entry.data);
+        let data = match entry.data.char_indices().nth(SHOWN_CHARS) {
+            Some((cut, _)) => format!("{}…", &entry.data[..cut]),
+            None => entry.data.clone(),
+        };
+        let _ = writeln!(out, "      +{:>6} ms {arrow} {:<7} {data}", entry.at_ms, entry.kind);
     }
 }
 
