@@ -137,7 +137,7 @@ fn memory() {
     let output = child.wait_with_output().expect("child output");
     let text = String::from_utf8_lossy(&output.stdout);
     let connects = text.lines().find(|l| l.contains("connects")).unwrap_or("").trim().to_string();
-    println!("4. memory: 10,000 idle connections held by `wsprobe load` (push mode, quiet server in another process's threads)");
+    println!("4. memory: 10,000 idle connections held by `wsprobe load` in its own process (push mode against a quiet server in this one)");
     println!(
         "   peak RSS of the wsprobe process: {:.1} MB ({:.1} KB per connection)",
         peak_kb as f64 / 1024.0,

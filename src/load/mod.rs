@@ -1,5 +1,5 @@
-//! The load generator: plan → workers (one task per connection) → recorder (sharded
-//! HdrHistograms) → once a second an interval for progress and the `.hlog` → summary.
+//! The load generator: plan → workers (one task per connection) → recorder (one set of
+//! HdrHistograms per worker thread) → once a second an interval for progress and the `.hlog` → summary.
 
 pub mod assertion;
 pub mod cpu;
@@ -82,7 +82,7 @@ async fn drive(plan: LoadPlan, catalog: Arc<Catalog>, outputs: Outputs) -> Resul
 
     let started = tokio::time::Instant::now();
     let shared = Arc::new(worker::Shared {
-        recorder: Recorder::new(16),
+        recorder: Recorder::new(),
         catalog,
         set: MessageSet::of(plan.profile, Direction::Server),
         started,

@@ -1,10 +1,12 @@
-//! Where measurements go. Connections record into a few sharded histograms (a histogram per
-//! connection would cost hundreds of KB each); once a second the aggregator takes each shard's
-//! interval with `add()` and resets it, so interval and total histograms are lossless merges.
+//! Where measurements go. Each worker thread records into its own histograms (a histogram per
+//! connection would cost tens of KB each, too much for 10,000 connections), with no contention:
+//! only the aggregator touches them too, once a second, when it takes each thread's interval
+//! with `add()` and resets it. Interval and total histograms are therefore lossless merges.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -51,6 +53,17 @@ struct Shard {
     histograms: Vec<Histogram<u64>>,
 }
 
+impl Shard {
+    fn new() -> Shard {
+        Shard { histograms: Metric::ALL.iter().map(|_| new_histogram()).collect() }
+    }
+
+    fn record(&mut self, metric: Metric, value: Duration) {
+        let micros = value.as_micros().min(u128::from(u64::MAX)) as u64;
+        self.histograms[metric.index()].saturating_record(micros.max(1));
+    }
+}
+
 /// Counters that only grow.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -62,37 +75,66 @@ pub struct Counters {
     pub connects: AtomicU64,
 }
 
+static NEXT_RECORDER: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// This thread's histograms, per recorder (a process may run several, as tests do).
+    static LOCAL: RefCell<Vec<(u64, Arc<Mutex<Shard>>)>> = const { RefCell::new(Vec::new()) };
+}
+
 pub struct Recorder {
-    shards: Vec<Mutex<Shard>>,
+    id: u64,
+    /// Every thread's histograms, for the aggregator.
+    threads: Mutex<Vec<Arc<Mutex<Shard>>>>,
     pub counters: Counters,
     errors: Mutex<BTreeMap<String, u64>>,
 }
 
+impl Default for Recorder {
+    fn default() -> Recorder {
+        Recorder::new()
+    }
+}
+
 impl Recorder {
-    pub fn new(shards: usize) -> Recorder {
+    pub fn new() -> Recorder {
         Recorder {
-            shards: (0..shards.max(1))
-                .map(|_| Mutex::new(Shard { histograms: Metric::ALL.iter().map(|_| new_histogram()).collect() }))
-                .collect(),
+            id: NEXT_RECORDER.fetch_add(1, Ordering::Relaxed),
+            threads: Mutex::default(),
             counters: Counters::default(),
             errors: Mutex::default(),
         }
     }
 
-    /// Records one value in µs; `shard` is the connection's index.
-    pub fn record(&self, shard: usize, metric: Metric, value: Duration) {
-        let micros = value.as_micros().min(u128::from(u64::MAX)) as u64;
-        let mut guard = self.shards[shard % self.shards.len()].lock().unwrap_or_else(|p| p.into_inner());
-        guard.histograms[metric.index()].saturating_record(micros.max(1));
+    /// Runs `f` on the calling thread's histograms, creating them on first use.
+    fn local<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> R {
+        LOCAL.with(|cell| {
+            let mut locals = cell.borrow_mut();
+            let index = match locals.iter().position(|(id, _)| *id == self.id) {
+                Some(index) => index,
+                None => {
+                    let shard = Arc::new(Mutex::new(Shard::new()));
+                    self.threads.lock().unwrap_or_else(|p| p.into_inner()).push(shard.clone());
+                    locals.push((self.id, shard));
+                    locals.len() - 1
+                }
+            };
+            let mut shard = locals[index].1.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut shard)
+        })
     }
 
-    /// Records several values under one lock (a Pong gives corrected and uncorrected at once).
-    pub fn record_pair(&self, shard: usize, first: (Metric, Duration), second: (Metric, Duration)) {
-        let mut guard = self.shards[shard % self.shards.len()].lock().unwrap_or_else(|p| p.into_inner());
-        for (metric, value) in [first, second] {
-            let micros = value.as_micros().min(u128::from(u64::MAX)) as u64;
-            guard.histograms[metric.index()].saturating_record(micros.max(1));
-        }
+    /// Records one value, in µs.
+    pub fn record(&self, metric: Metric, value: Duration) {
+        self.local(|shard| shard.record(metric, value));
+    }
+
+    /// Records two values at once (a Pong gives corrected and uncorrected latency).
+    pub fn record_pair(&self, first: (Metric, Duration), second: (Metric, Duration)) {
+        self.local(|shard| {
+            shard.record(first.0, first.1);
+            shard.record(second.0, second.1);
+        });
     }
 
     pub fn error(&self, kind: impl Into<String>) {
@@ -109,7 +151,8 @@ impl Recorder {
 
     /// Moves everything recorded since the last call into `interval` (one histogram per metric).
     pub fn take_interval(&self, interval: &mut [Histogram<u64>]) {
-        for shard in &self.shards {
+        let threads: Vec<Arc<Mutex<Shard>>> = self.threads.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for shard in threads {
             let mut guard = shard.lock().unwrap_or_else(|p| p.into_inner());
             for (into, from) in interval.iter_mut().zip(guard.histograms.iter_mut()) {
                 if !from.is_empty() {
@@ -126,17 +169,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn intervals_are_lossless_and_reset_the_shards() {
-        let recorder = Recorder::new(4);
-        for i in 0..1000u64 {
-            recorder.record(i as usize, Metric::Corrected, Duration::from_micros(i + 1));
-        }
+    fn intervals_from_every_thread_are_lossless_and_reset() {
+        let recorder = Arc::new(Recorder::new());
+        let threads: Vec<_> = (0..4u64)
+            .map(|t| {
+                let recorder = recorder.clone();
+                std::thread::spawn(move || {
+                    for i in 0..250u64 {
+                        recorder.record(Metric::Corrected, Duration::from_micros(t * 250 + i + 1));
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
         let mut interval: Vec<Histogram<u64>> = Metric::ALL.iter().map(|_| new_histogram()).collect();
         recorder.take_interval(&mut interval);
         assert_eq!(interval[0].len(), 1000);
-        assert_eq!(interval[0].max(), 1000);
+        assert_eq!((interval[0].min(), interval[0].max()), (1, 1000));
         let mut again: Vec<Histogram<u64>> = Metric::ALL.iter().map(|_| new_histogram()).collect();
         recorder.take_interval(&mut again);
         assert!(again[0].is_empty());
+    }
+
+    #[test]
+    fn two_recorders_on_one_thread_stay_apart() {
+        let (a, b) = (Recorder::new(), Recorder::new());
+        a.record(Metric::Push, Duration::from_micros(5));
+        b.record(Metric::Push, Duration::from_micros(7));
+        let mut interval: Vec<Histogram<u64>> = Metric::ALL.iter().map(|_| new_histogram()).collect();
+        a.take_interval(&mut interval);
+        assert_eq!(interval[Metric::Push as usize].len(), 1);
+        assert_eq!(interval[Metric::Push as usize].max(), 5);
     }
 }

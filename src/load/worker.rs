@@ -70,7 +70,7 @@ pub async fn run_connection(shared: Arc<Shared>, index: usize) {
     let ramp_offset = plan.ramp_up.mul_f64(index as f64 / plan.connections as f64);
     tokio::time::sleep_until(shared.started + ramp_offset).await;
     if plan.mode == Mode::Connect {
-        return connect_storm(&shared, index).await;
+        return connect_storm(&shared).await;
     }
     let mut options = ConnectOptions::new(plan.url.clone(), plan.connect_timeout);
     options.read_buffer_bytes = READ_BUFFER;
@@ -102,7 +102,7 @@ pub async fn run_connection(shared: Arc<Shared>, index: usize) {
             }
             Ok(Ok(session)) => session,
         };
-        shared.recorder.record(index, Metric::Connect, started.elapsed());
+        shared.recorder.record(Metric::Connect, started.elapsed());
         Recorder::add(&shared.recorder.counters.connects, 1);
         attempts = 0;
         backoff = BACKOFF_START;
@@ -110,7 +110,7 @@ pub async fn run_connection(shared: Arc<Shared>, index: usize) {
         Recorder::add(&shared.recorder.counters.connections_up, 1);
         let end = match plan.mode {
             Mode::Ping => ping_loop(&shared, index, &mut ws, &mut tally).await,
-            Mode::Push => push_loop(&shared, index, &mut ws, &mut tally).await,
+            Mode::Push => push_loop(&shared, &mut ws, &mut tally).await,
             Mode::Connect => unreachable!("handled above"),
         };
         shared.recorder.counters.connections_up.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
@@ -225,7 +225,7 @@ async fn ping_loop(shared: &Shared, index: usize, ws: &mut Stream, tally: &mut T
             _ = &mut pacer, if interval.is_some() && outstanding.len() < k => {
                 let intended = next_due.into_std();
                 let now = Instant::now();
-                shared.recorder.record(index, Metric::Lag, now.saturating_duration_since(intended));
+                shared.recorder.record(Metric::Lag, now.saturating_duration_since(intended));
                 if outstanding.is_empty() {
                     watchdog.as_mut().reset(tokio::time::Instant::now() + plan.reply_timeout);
                 }
@@ -256,11 +256,10 @@ async fn ping_loop(shared: &Shared, index: usize, ws: &mut Stream, tally: &mut T
                         let now = Instant::now();
                         match outstanding.pop_front() {
                             Some((intended, actual)) if interval.is_some() => shared.recorder.record_pair(
-                                index,
                                 (Metric::Corrected, now - intended),
                                 (Metric::Uncorrected, now - actual),
                             ),
-                            Some((_, actual)) => shared.recorder.record(index, Metric::Uncorrected, now - actual),
+                            Some((_, actual)) => shared.recorder.record(Metric::Uncorrected, now - actual),
                             None => shared.recorder.error("unexpected_message_pong_without_ping"),
                         }
                     }
@@ -315,7 +314,7 @@ async fn clock_offset(shared: &Shared, ws: &mut Stream, tally: &mut Tally) -> Op
     best.map(|(_, offset)| offset)
 }
 
-async fn push_loop(shared: &Shared, index: usize, ws: &mut Stream, tally: &mut Tally) -> End {
+async fn push_loop(shared: &Shared, ws: &mut Stream, tally: &mut Tally) -> End {
     let offset = match clock_offset(shared, ws, tally).await {
         Some(offset) => offset,
         None => {
@@ -340,7 +339,7 @@ async fn push_loop(shared: &Shared, index: usize, ws: &mut Stream, tally: &mut T
                 let stamp = parsed.as_ref().and_then(|v| v.get("timestamp")).and_then(Value::as_i64);
                 if let Some(server_ms) = stamp {
                     let latency = received - (i128::from(server_ms) * 1000 - offset);
-                    shared.recorder.record(index, Metric::Push, Duration::from_micros(latency.max(0) as u64));
+                    shared.recorder.record(Metric::Push, Duration::from_micros(latency.max(0) as u64));
                 }
                 if tally.received % PUBLISH_EVERY == 0 {
                     tally.publish(&shared.recorder);
@@ -351,7 +350,7 @@ async fn push_loop(shared: &Shared, index: usize, ws: &mut Stream, tally: &mut T
 }
 
 /// Open, measure the handshake, close cleanly, repeat.
-async fn connect_storm(shared: &Shared, index: usize) {
+async fn connect_storm(shared: &Shared) {
     let mut options = ConnectOptions::new(shared.plan.url.clone(), shared.plan.connect_timeout);
     options.read_buffer_bytes = READ_BUFFER;
     while tokio::time::Instant::now() < shared.deadline {
@@ -364,7 +363,7 @@ async fn connect_storm(shared: &Shared, index: usize) {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
             Ok(Ok(session)) => {
-                shared.recorder.record(index, Metric::Connect, started.elapsed());
+                shared.recorder.record(Metric::Connect, started.elapsed());
                 Recorder::add(&shared.recorder.counters.connects, 1);
                 let mut ws = session.into_stream();
                 // Closing first lets the server hold TIME_WAIT, so ephemeral ports last.
