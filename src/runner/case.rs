@@ -12,12 +12,14 @@ use crate::scenario::loader::decode_hex;
 use crate::scenario::template::Variables;
 use crate::scenario::{Action, Case, Connect, Expect, ExpectClose, Level, Observe, Step, TokenPlacement};
 use crate::schema::Catalog;
-use crate::session::{ConnectError, ConnectOptions, Event, Session, TranscriptEntry};
+use crate::session::{ConnectError, ConnectOptions, Direction as FrameDirection, Event, Session, TranscriptEntry};
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a connection accepted despite a bad token may take to be closed.
 const REJECTION_GRACE: Duration = Duration::from_secs(2);
 const TRANSCRIPT_SHOWN: usize = 12;
+/// Of which the client's own last sends, kept even when older frames are cut.
+const SENDS_SHOWN: usize = 4;
 
 pub struct CaseOutcome {
     pub status: Status,
@@ -226,10 +228,21 @@ impl CaseRun<'_> {
         }
     }
 
+    /// The last frames of the case, always including the client's last few sends: on a chatty
+    /// server, broadcasts would otherwise push what the client did out of view.
     fn finish_transcript(&mut self) -> Vec<TranscriptEntry> {
         self.retire_session();
-        let skip = self.earlier.len().saturating_sub(TRANSCRIPT_SHOWN);
-        self.earlier.drain(skip..).collect()
+        let entries = std::mem::take(&mut self.earlier);
+        let tail = entries.len().saturating_sub(TRANSCRIPT_SHOWN);
+        let sent: Vec<usize> =
+            entries.iter().enumerate().filter(|(_, e)| e.direction == FrameDirection::Sent).map(|(i, _)| i).collect();
+        let recent_sends = &sent[sent.len().saturating_sub(SENDS_SHOWN)..];
+        entries
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| *i >= tail || recent_sends.contains(i))
+            .map(|(_, e)| e)
+            .collect()
     }
 
     async fn connect(&mut self, connect: &Connect) -> Result<(), Failure> {

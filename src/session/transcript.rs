@@ -7,6 +7,8 @@ use serde::Serialize;
 
 /// Frames kept per connection; older ones are counted, not stored.
 const KEPT: usize = 32;
+/// Of which the client's own last sends, kept even under a flood of received frames.
+const SENDS_KEPT: usize = 4;
 /// Longest frame text kept; longer text is cut with a marker.
 const KEPT_CHARS: usize = 512;
 
@@ -36,7 +38,14 @@ pub struct Transcript {
 impl Transcript {
     pub fn record(&mut self, at: Duration, direction: Direction, kind: &'static str, data: &str) {
         if self.entries.len() == KEPT {
-            self.entries.pop_front();
+            // Keep the client's last few sends however many broadcasts arrive after them.
+            let sends = self.entries.iter().filter(|e| e.direction == Direction::Sent).count();
+            let evict = if sends > SENDS_KEPT {
+                0
+            } else {
+                self.entries.iter().position(|e| e.direction == Direction::Received).unwrap_or(0)
+            };
+            self.entries.remove(evict);
             self.omitted += 1;
         }
         let data = if data.len() > KEPT_CHARS {
@@ -80,5 +89,21 @@ mod tests {
         let first = transcript.entries().next().unwrap();
         assert_eq!(first.at_ms, 8);
         assert!(first.data.ends_with("… (600 bytes)"), "{}", first.data);
+    }
+
+    #[test]
+    fn a_flood_of_received_frames_does_not_push_out_the_last_sends() {
+        let mut transcript = Transcript::default();
+        for i in 0..10 {
+            transcript.record(Duration::from_millis(i), Direction::Sent, "text", &format!("ping {i}"));
+        }
+        for i in 10..200 {
+            transcript.record(Duration::from_millis(i), Direction::Received, "text", "broadcast");
+        }
+        let sent: Vec<&str> =
+            transcript.entries().filter(|e| e.direction == Direction::Sent).map(|e| e.data.as_str()).collect();
+        assert_eq!(sent, ["ping 6", "ping 7", "ping 8", "ping 9"]);
+        assert_eq!(transcript.entries().count(), KEPT);
+        assert_eq!(transcript.entries().last().unwrap().at_ms, 199);
     }
 }
