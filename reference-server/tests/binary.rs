@@ -27,7 +27,8 @@ async fn prints_its_url_first_and_closes_clients_with_1001_on_sigterm() {
     let welcome = tokio::time::timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
     assert!(welcome.to_text().unwrap().contains("\"connection\""), "{welcome:?}");
 
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    // The shell's own `kill`, so no procps package is needed.
+    let status = Command::new("sh").args(["-c", &format!("kill -TERM {}", child.id())]).status().unwrap();
     assert!(status.success());
     let close = loop {
         match tokio::time::timeout(WAIT, ws.next()).await.unwrap() {
@@ -41,7 +42,7 @@ async fn prints_its_url_first_and_closes_clients_with_1001_on_sigterm() {
     let pid = child.id();
     let waited = tokio::time::timeout(WAIT, tokio::task::spawn_blocking(move || child.wait())).await;
     let Ok(exit) = waited else {
-        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        let _ = Command::new("sh").args(["-c", &format!("kill -KILL {pid}")]).status();
         panic!("the server did not exit within {WAIT:?} of SIGTERM");
     };
     let exit = exit.unwrap().unwrap();

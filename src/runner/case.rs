@@ -18,6 +18,10 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a connection accepted despite a bad token may take to be closed.
 const REJECTION_GRACE: Duration = Duration::from_secs(2);
 const TRANSCRIPT_SHOWN: usize = 12;
+/// Distinct message types named in a report; the rest are counted together.
+const DISTINCT_KEPT: usize = 20;
+/// Arrival times kept per cadence group.
+const ARRIVALS_KEPT: usize = 10_000;
 /// Of which the client's own last sends, kept even when older frames are cut.
 const SENDS_SHOWN: usize = 4;
 
@@ -350,7 +354,11 @@ impl CaseRun<'_> {
             if expect.first {
                 return Err(fail(wanted, format!("the first message was {}", describe_text(&text))));
             }
-            *skipped.entry(found_type.unwrap_or_else(|| "untyped or non-JSON messages".into())).or_default() += 1;
+            let mut key = found_type.unwrap_or_else(|| "untyped or non-JSON messages".into());
+            if skipped.len() >= DISTINCT_KEPT && !skipped.contains_key(&key) {
+                key = "messages of other types".into();
+            }
+            *skipped.entry(key).or_default() += 1;
         };
         if expect.schema {
             let verdict = self.catalog.validate(set, &message);
@@ -414,7 +422,14 @@ impl CaseRun<'_> {
         let session = self.session.as_mut().ok_or_else(no_connection)?;
         let started = Instant::now();
         let deadline = started + observe.duration;
-        let (mut count, mut invalid) = (0usize, Vec::<String>::new());
+        // A hostile server may flood: keep a few examples and count the rest.
+        let (mut count, mut invalid_count, mut invalid) = (0usize, 0usize, Vec::<String>::new());
+        let mut note_invalid = |text: String| {
+            invalid_count += 1;
+            if invalid.len() < 5 {
+                invalid.push(text);
+            }
+        };
         let mut arrivals: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
         let wanted = format!("every message for {:?} to be valid", observe.duration);
         loop {
@@ -424,7 +439,7 @@ impl CaseRun<'_> {
                 Event::Binary(bytes) => {
                     count += 1;
                     if observe.validate {
-                        invalid.push(format!("a binary frame of {} bytes (the protocol is JSON text)", bytes.len()));
+                        note_invalid(format!("a binary frame of {} bytes (the protocol is JSON text)", bytes.len()));
                     }
                     continue;
                 }
@@ -435,7 +450,7 @@ impl CaseRun<'_> {
             count += 1;
             let Ok(message) = serde_json::from_str::<Value>(&text) else {
                 if observe.validate {
-                    invalid.push(format!("a text frame that is not JSON: {}", clip(&text)));
+                    note_invalid(format!("a text frame that is not JSON: {}", clip(&text)));
                 }
                 continue;
             };
@@ -443,7 +458,7 @@ impl CaseRun<'_> {
                 let verdict = self.catalog.validate(set, &message);
                 if let Some(first) = verdict.violations.first() {
                     let t = verdict.message_type.as_deref().unwrap_or("untyped message");
-                    invalid.push(format!("{t} {first}"));
+                    note_invalid(format!("{t} {first}"));
                 }
             }
             if let Some(cadence) = &observe.cadence {
@@ -452,19 +467,19 @@ impl CaseRun<'_> {
                         Some(pointer) => message.pointer(pointer).map_or_else(|| "(none)".into(), |v| v.to_string()),
                         None => String::new(),
                     };
-                    arrivals.entry(group).or_default().push(started.elapsed());
+                    if arrivals.len() < DISTINCT_KEPT * 50 || arrivals.contains_key(&group) {
+                        let times = arrivals.entry(group).or_default();
+                        if times.len() < ARRIVALS_KEPT {
+                            times.push(started.elapsed());
+                        }
+                    }
                 }
             }
         }
-        if !invalid.is_empty() {
-            let shown: Vec<&String> = invalid.iter().take(5).collect();
+        if invalid_count > 0 {
             return Err(fail(
                 wanted,
-                format!(
-                    "{} of {count} messages were invalid; first: {}",
-                    invalid.len(),
-                    shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" | ")
-                ),
+                format!("{invalid_count} of {count} messages were invalid; first: {}", invalid.join(" | ")),
             ));
         }
         if count < observe.min_messages {
