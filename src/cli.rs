@@ -104,6 +104,9 @@ pub struct RunArgs {
     /// Hide the live progress line.
     #[arg(long)]
     pub no_progress: bool,
+    /// List the cases that would run (after --filter and --profile), without connecting.
+    #[arg(long)]
+    pub list: bool,
 }
 
 #[derive(Debug, Args)]
@@ -142,6 +145,7 @@ pub struct LoadArgs {
     /// Fail (exit 1) unless this holds, e.g. 'p99<5ms', 'errors==0', 'throughput>50000'. Repeatable.
     #[arg(long = "assert", value_name = "EXPR")]
     pub assertions: Vec<crate::load::assertion::Assertion>,
+    /// Hide the live progress line (it is hidden anyway when stdout is not a terminal).
     #[arg(long)]
     pub no_progress: bool,
     /// A reply later than this is a timeout, and the connection is replaced.

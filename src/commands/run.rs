@@ -42,6 +42,27 @@ pub fn run(catalog: Catalog, args: &RunArgs) -> anyhow::Result<u8> {
         );
     }
 
+    if args.list {
+        let mut out = std::io::stdout().lock();
+        let width = planned.iter().map(|p| p.case.id.len()).max().unwrap_or(0);
+        for p in &planned {
+            let case = &p.case;
+            let requirement = case.requirement.as_deref().unwrap_or("-");
+            let needs: Vec<&str> = case.needs.iter().map(|n| n.name()).collect();
+            let needs = if needs.is_empty() { String::new() } else { format!(" (needs {})", needs.join(", ")) };
+            writeln!(
+                out,
+                "{:<width$}  {:<6} {:<20} {}{needs}",
+                case.id,
+                case.level.name(),
+                requirement,
+                case.description
+            )?;
+        }
+        writeln!(out, "{} case(s) on the {} profile", planned.len(), args.profile)?;
+        return Ok(exit::SUCCESS);
+    }
+
     // The bundled server gets its own runtime and thread, so the harness never competes with it.
     let bundled = match &args.url {
         Some(_) => None,

@@ -61,6 +61,15 @@ pub enum Need {
     JwtSecret,
 }
 
+impl Need {
+    pub fn name(self) -> &'static str {
+        match self {
+            Need::Token => "token",
+            Need::JwtSecret => "jwt_secret",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Case {

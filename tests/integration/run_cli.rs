@@ -218,3 +218,22 @@ async fn a_server_that_answers_with_garbage_fails_every_case_without_crashing() 
         assert!(case["message"].as_str().unwrap().contains("HTTP 101"), "{case}");
     }
 }
+
+#[tokio::test]
+async fn list_shows_the_planned_cases_without_connecting() {
+    let out = wsprobe(args(&[
+        "run",
+        "--list",
+        "--profile",
+        "ai",
+        "--filter",
+        "market_data.*,heartbeat.*",
+        "--url",
+        "ws://127.0.0.1:1/ws",
+    ]))
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("heartbeat.pong"), "{}", out.stdout);
+    assert!(!out.stdout.contains("market_data.cadence"), "core-only cases are left out on ai: {}", out.stdout);
+    assert!(out.stdout.ends_with("2 case(s) on the ai profile\n"), "{}", out.stdout);
+}
