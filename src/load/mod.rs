@@ -58,23 +58,26 @@ pub fn run(plan: LoadPlan, catalog: Arc<Catalog>, outputs: Outputs) -> Result<Lo
 }
 
 async fn drive(plan: LoadPlan, catalog: Arc<Catalog>, outputs: Outputs) -> Result<LoadSummary, LoadError> {
+    // Create the file before the run so a bad path fails at once; the log itself is kept in
+    // memory (about 1 KB a second) so the legend line can go after the header when written.
     let mut hlog_file = match &outputs.hdr_log {
-        Some(path) => Some(std::io::BufWriter::new(
-            std::fs::File::create(path).map_err(|source| LoadError::Hlog { path: path.clone(), source })?,
-        )),
+        Some(path) => {
+            Some(std::fs::File::create(path).map_err(|source| LoadError::Hlog { path: path.clone(), source })?)
+        }
         None => None,
     };
+    let mut hlog_buffer: Vec<u8> = Vec::new();
     let hlog_error = |source| LoadError::Hlog { path: outputs.hdr_log.clone().unwrap_or_default(), source };
     let mut serializer = V2DeflateSerializer::new();
     let wall_start = SystemTime::now();
-    let mut hlog = match hlog_file.as_mut() {
-        Some(file) => Some(
+    let mut hlog = match hlog_file.as_ref() {
+        Some(_) => Some(
             IntervalLogWriterBuilder::new()
                 .add_comment(&format!("wsprobe load {} against {}; values in microseconds", plan.mode.name(), plan.url))
                 .with_start_time(wall_start)
                 .with_base_time(wall_start)
                 .with_max_value_divisor(1000.0)
-                .begin_log_with(file, &mut serializer)
+                .begin_log_with(&mut hlog_buffer, &mut serializer)
                 .map_err(hlog_error)?,
         ),
         None => None,
@@ -171,7 +174,8 @@ async fn drive(plan: LoadPlan, catalog: Arc<Catalog>, outputs: Outputs) -> Resul
         bar.finish_and_clear();
     }
     drop(hlog);
-    if let Some(mut file) = hlog_file {
+    if let Some(file) = hlog_file.as_mut() {
+        file.write_all(&with_legend(&hlog_buffer)).map_err(hlog_error)?;
         file.flush().map_err(hlog_error)?;
     }
     let elapsed = wall.elapsed();
@@ -182,6 +186,24 @@ async fn drive(plan: LoadPlan, catalog: Arc<Catalog>, outputs: Outputs) -> Resul
         _ => None,
     };
     Ok(summarize(&shared, &totals, cpu, outputs))
+}
+
+/// Inserts the column legend HdrHistogram's own writers put between the header and the intervals.
+fn with_legend(log: &[u8]) -> Vec<u8> {
+    const LEGEND: &[u8] =
+        b"\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n";
+    let mut header_end = 0;
+    for line in log.split_inclusive(|b| *b == b'\n') {
+        if !line.starts_with(b"#") {
+            break;
+        }
+        header_end += line.len();
+    }
+    let mut out = Vec::with_capacity(log.len() + LEGEND.len());
+    out.extend_from_slice(&log[..header_end]);
+    out.extend_from_slice(LEGEND);
+    out.extend_from_slice(&log[header_end..]);
+    out
 }
 
 fn summarize(shared: &worker::Shared, totals: &[Histogram<u64>], cpu: Option<f64>, outputs: Outputs) -> LoadSummary {
@@ -248,7 +270,15 @@ fn summarize(shared: &worker::Shared, totals: &[Histogram<u64>], cpu: Option<f64
         throughput_per_s: (throughput * 10.0).round() / 10.0,
         connects,
         reconnects: counters.reconnects.load(Ordering::Relaxed),
-        errors: shared.recorder.errors(),
+        errors: {
+            // Violations are errors too (so `errors==0` gates on them), and keep their own field.
+            let mut errors = shared.recorder.errors();
+            let violations = counters.schema_violations.load(Ordering::Relaxed);
+            if violations > 0 {
+                errors.insert("schema_violation".into(), violations);
+            }
+            errors
+        },
         schema_violations: counters.schema_violations.load(Ordering::Relaxed),
         valid_run: invalid.is_empty(),
         invalid_reasons: invalid,

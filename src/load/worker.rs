@@ -249,6 +249,11 @@ async fn ping_loop(shared: &Shared, index: usize, ws: &mut Stream, tally: &mut T
                             let parsed = classify(shared, tally, &text);
                             message_type(&parsed, &text).as_deref() == Some("Pong")
                         }
+                        Some(Ok(Message::Binary(_))) => {
+                            tally.received += 1;
+                            shared.recorder.error("unexpected_message_binary");
+                            false
+                        }
                         Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => false,
                         other => return ended(shared, other),
                     };
@@ -331,6 +336,11 @@ async fn push_loop(shared: &Shared, ws: &mut Stream, tally: &mut Tally) -> End {
             message = ws.next() => {
                 let text = match message {
                     Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Binary(_))) => {
+                        tally.received += 1;
+                        shared.recorder.error("unexpected_message_binary");
+                        continue;
+                    }
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                     other => return ended(shared, other),
                 };

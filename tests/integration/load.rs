@@ -132,6 +132,9 @@ fn the_hlog_and_the_summary_agree_on_counts() {
     let bytes = std::fs::read(&path).unwrap();
     let text = String::from_utf8_lossy(&bytes);
     assert!(text.contains("#[StartTime:") && text.contains("#[BaseTime:"), "{text}");
+    let legend = text.lines().position(|l| l.starts_with("\"StartTimestamp\",\"Interval_Length\""));
+    let first_interval = text.lines().position(|l| l.starts_with("Tag="));
+    assert!(legend.is_some() && legend < first_interval, "the legend precedes the intervals: {text}");
     let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
     let mut intervals = 0;
     let mut deserializer = Deserializer::new();
@@ -180,6 +183,7 @@ fn invalid_messages_under_load_are_counted() {
     let server = server(config);
     let summary = run(plan(server.url(), Mode::Push, 2, Duration::from_secs(1)), None);
     assert!(summary.schema_violations > 10, "{summary:#?}");
+    assert_eq!(summary.errors.get("schema_violation"), Some(&summary.schema_violations));
 }
 
 #[test]
