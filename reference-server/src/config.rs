@@ -134,6 +134,8 @@ pub enum ConfigError {
     BadSymbol(String),
     #[error("{0} must be greater than zero")]
     Zero(&'static str),
+    #[error("the listener has no local address: {0}")]
+    Listener(String),
 }
 
 impl Config {

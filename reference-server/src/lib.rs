@@ -87,7 +87,7 @@ impl ServerHandle {
 /// Starts serving on `listener`. Must be called inside a Tokio runtime.
 pub fn serve(listener: TcpListener, config: Config) -> Result<ServerHandle, ConfigError> {
     config.check()?;
-    let local_addr = listener.local_addr().map_err(|_| ConfigError::Zero("the listener's address"))?;
+    let local_addr = listener.local_addr().map_err(|e| ConfigError::Listener(e.to_string()))?;
     let verifier = match config.auth {
         AuthMode::Off => None,
         _ => config.jwt_secret.as_deref().map(TokenVerifier::new),
