@@ -34,15 +34,48 @@ pub fn for_each_message(text: &str, mut each: impl FnMut(Captured)) {
 }
 
 /// JSON Lines: blank lines are skipped; a line that does not parse is reported, not fatal.
-fn for_each_line(text: &str, mut each: impl FnMut(Captured)) {
+fn for_each_line(text: &str, each: impl FnMut(Captured)) {
+    for_each_line_from(text, 1, each)
+}
+
+/// Like JSON Lines reading, for a piece of a capture whose first line is `first_line`.
+pub fn for_each_line_from(text: &str, first_line: usize, mut each: impl FnMut(Captured)) {
     for (index, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() {
             continue;
         }
         let parsed = serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"));
-        each(Captured { line: index + 1, parsed });
+        each(Captured { line: first_line + index, parsed });
     }
+}
+
+/// Whether `for_each_message` would read `text` as JSON Lines.
+pub fn is_json_lines(text: &str) -> bool {
+    let Some(first) = text.find(|c: char| !c.is_whitespace()) else { return false };
+    match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+        Ok(_) => false,
+        Err(error) => !is_single_broken_document(text, first, &error),
+    }
+}
+
+/// Splits JSON Lines text into line-aligned pieces of about `size` bytes, each with the number
+/// of its first line, so pieces can be checked in parallel and reported in order.
+pub fn line_chunks(text: &str, size: usize) -> Vec<(usize, &str)> {
+    let mut chunks = Vec::new();
+    let (mut start, mut line) = (0, 1);
+    while start < text.len() {
+        let mut end = (start + size.max(1)).min(text.len());
+        end = match text[end..].find('\n') {
+            Some(offset) if end < text.len() => end + offset + 1,
+            _ => text.len(),
+        };
+        let piece = &text[start..end];
+        chunks.push((line, piece));
+        line += piece.bytes().filter(|b| *b == b'\n').count();
+        start = end;
+    }
+    chunks
 }
 
 /// A pretty-printed document with a syntax error fails past its first line, and none of its
@@ -146,6 +179,22 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].0, 4);
         assert!(got[0].1.is_err());
+    }
+
+    #[test]
+    fn chunks_split_on_lines_and_keep_line_numbers() {
+        let text = "{\"a\":1}\n\n{\"b\":2}\n{\"c\":3}\nbad\n";
+        assert!(is_json_lines(text));
+        assert!(!is_json_lines("[1, 2]"));
+        let mut whole = Vec::new();
+        for_each_message(text, |c| whole.push((c.line, c.parsed.is_ok())));
+        for size in [1, 3, 8, 1000] {
+            let mut pieces = Vec::new();
+            for (first, piece) in line_chunks(text, size) {
+                for_each_line_from(piece, first, |c| pieces.push((c.line, c.parsed.is_ok())));
+            }
+            assert_eq!(pieces, whole, "chunk size {size}");
+        }
     }
 
     #[test]

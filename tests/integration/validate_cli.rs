@@ -156,3 +156,37 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+#[test]
+fn a_large_capture_is_checked_in_parallel_with_the_same_report_in_input_order() {
+    // Over the 8 MB threshold, so the parallel path runs on a multi-core machine.
+    let lines = 40_000;
+    let bad_at = [1usize, 12_345, 27_001, lines];
+    let mut text = String::with_capacity(lines * 260);
+    for line in 1..=lines {
+        if bad_at.contains(&line) {
+            text.push_str(r#"{"type":"Pong","data":{"timestamp":-1},"timestamp":1697234567000}"#);
+        } else {
+            text.push_str(PONG);
+            text.push_str(&" ".repeat(160));
+        }
+        text.push('\n');
+    }
+    assert!(text.len() > 8 << 20);
+    let file = temp_file("large.jsonl", &text);
+    let out = wsprobe(&["validate", "--format", "json", file.to_str().unwrap()], None);
+    assert_eq!(out.code, 1);
+    let reported: Vec<Value> = out.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(reported.len(), lines);
+    let numbers: Vec<usize> = reported.iter().map(|r| r["line"].as_u64().unwrap() as usize).collect();
+    assert!(numbers.iter().copied().eq(1..=lines), "every line once, in input order");
+    let invalid: Vec<usize> =
+        reported.iter().filter(|r| r["valid"] == false).map(|r| r["line"].as_u64().unwrap() as usize).collect();
+    assert_eq!(invalid, bad_at);
+    let human = wsprobe(&["validate", file.to_str().unwrap()], None);
+    assert!(
+        human.stdout.ends_with(&format!("checked {lines} messages in 1 file: {} valid, 4 invalid\n", lines - 4)),
+        "{}",
+        human.stdout
+    );
+}
