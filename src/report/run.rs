@@ -106,6 +106,7 @@ pub fn human(report: &RunReport, style: Style) -> String {
             transcript_lines(&mut out, &case.transcript);
         }
     }
+    summary_table(&mut out, report);
     let s = report.summary();
     let _ = writeln!(
         out,
@@ -119,6 +120,33 @@ pub fn human(report: &RunReport, style: Style) -> String {
         duration(report.duration)
     );
     out
+}
+
+/// Counts per scenario file, in the order the files ran.
+fn summary_table(out: &mut String, report: &RunReport) {
+    let mut rows: Vec<(&str, [usize; 5])> = Vec::new();
+    for case in &report.cases {
+        let column = match case.status {
+            Status::Passed => 0,
+            Status::Failed => 1,
+            Status::Warned => 2,
+            Status::Skipped => 3,
+            Status::Informational => 4,
+        };
+        match rows.iter_mut().find(|(suite, _)| *suite == case.suite) {
+            Some((_, counts)) => counts[column] += 1,
+            None => {
+                let mut counts = [0; 5];
+                counts[column] = 1;
+                rows.push((&case.suite, counts));
+            }
+        }
+    }
+    let width = rows.iter().map(|(suite, _)| suite.len()).max().unwrap_or(5).max(5);
+    let _ = writeln!(out, "\n  {:<width$}  passed  failed  warned  skipped  info", "suite");
+    for (suite, [passed, failed, warned, skipped, info]) in rows {
+        let _ = writeln!(out, "  {suite:<width$}  {passed:>6}  {failed:>6}  {warned:>6}  {skipped:>7}  {info:>4}");
+    }
 }
 
 #[derive(Serialize)]
