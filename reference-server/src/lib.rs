@@ -80,7 +80,15 @@ impl ServerHandle {
         self.shared.hub.close_all(&CloseFrame { code: CloseCode::Away, reason: "server shutting down".into() });
         let grace = self.shared.config.shutdown_grace + Duration::from_millis(100);
         let _ = tokio::time::timeout(grace, self.shared.hub.emptied()).await;
-        info!("shut down");
+        let stats = self.shared.stats.snapshot();
+        info!(
+            connections = stats.connections_accepted,
+            auth_failures = stats.auth_failures,
+            rate_limited = stats.rate_limited,
+            market_data_dropped = stats.market_data_dropped,
+            slow_consumers_closed = stats.slow_consumers_closed,
+            "shut down"
+        );
     }
 }
 
