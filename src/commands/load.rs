@@ -13,7 +13,6 @@ use crate::load::plan::LoadPlan;
 use crate::load::{self, summary, Outputs};
 use crate::profile::Profile;
 use crate::schema::Catalog;
-use crate::session::{ConnectOptions, Session};
 
 pub fn run(catalog: Catalog, args: &LoadArgs) -> anyhow::Result<u8> {
     let mut plan = LoadPlan {
@@ -56,7 +55,10 @@ pub fn run(catalog: Catalog, args: &LoadArgs) -> anyhow::Result<u8> {
     } else {
         None
     };
-    preflight(&plan.url)?;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(super::preflight(&plan.url, Duration::from_secs(5)))?;
 
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let outputs = Outputs {
@@ -98,23 +100,4 @@ fn raise_fd_limit(needed: usize) -> anyhow::Result<()> {
         // Platforms without rlimit support: go on, and connect errors will say what happened.
         Err(_) => Ok(()),
     }
-}
-
-fn preflight(url: &str) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(async {
-        match Session::connect(&ConnectOptions::new(url, Duration::from_secs(5))).await {
-            Ok(mut session) => {
-                let _ = session.close(1000, "preflight", Duration::from_millis(500)).await;
-                Ok(())
-            }
-            Err(error) if error.is_unreachable() || matches!(error, crate::session::ConnectError::Timeout(_)) => {
-                Err(super::run::Unreachable { url: url.to_string(), reason: error.to_string() }.into())
-            }
-            Err(error @ crate::session::ConnectError::InvalidUrl { .. }) => {
-                bail!("{error}; write it like ws://127.0.0.1:8080/ws")
-            }
-            Err(_) => Ok(()),
-        }
-    })
 }

@@ -16,15 +16,6 @@ use crate::report::run::{self as reporters, Style};
 use crate::runner::{self, RunEvent, RunSettings};
 use crate::scenario::loader;
 use crate::schema::Catalog;
-use crate::session::{ConnectOptions, Session};
-
-/// The target could not be reached at all (exit code 3).
-#[derive(Debug, thiserror::Error)]
-#[error("cannot reach {url}: {reason}")]
-pub struct Unreachable {
-    pub url: String,
-    pub reason: String,
-}
 
 pub fn run(catalog: Catalog, args: &RunArgs) -> anyhow::Result<u8> {
     let mut suites = if args.no_builtin { Vec::new() } else { loader::builtin().context("the built-in suite")? };
@@ -86,7 +77,7 @@ pub fn run(catalog: Catalog, args: &RunArgs) -> anyhow::Result<u8> {
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     let show_progress = !args.no_progress && std::io::stderr().is_terminal();
     let report = runtime.block_on(async {
-        preflight(&settings).await?;
+        super::preflight(&settings.url, settings.scaled(Duration::from_secs(5))).await?;
         let (events, mut receiver) = mpsc::unbounded_channel();
         let progress = tokio::spawn(async move {
             let bar = show_progress.then(indicatif::ProgressBar::hidden);
@@ -147,24 +138,4 @@ fn start_bundled(profile: Profile) -> anyhow::Result<(reference_server::Backgrou
     let server = reference_server::BackgroundServer::start(config, SocketAddr::from(([127, 0, 0, 1], 0)), 1)
         .context("cannot start the bundled reference server on 127.0.0.1")?;
     Ok((server, secret))
-}
-
-/// One connection before the suite: a target that cannot be reached at all is exit code 3,
-/// not twenty identical failures.
-async fn preflight(settings: &RunSettings) -> anyhow::Result<()> {
-    let options = ConnectOptions::new(settings.url.clone(), settings.scaled(Duration::from_secs(5)));
-    match Session::connect(&options).await {
-        Ok(mut session) => {
-            let _ = session.close(1000, "preflight", Duration::from_millis(500)).await;
-            Ok(())
-        }
-        Err(error @ crate::session::ConnectError::InvalidUrl { .. }) => {
-            bail!("{error}; write it like ws://127.0.0.1:8080/ws")
-        }
-        Err(error) if error.is_unreachable() || matches!(error, crate::session::ConnectError::Timeout(_)) => {
-            Err(Unreachable { url: settings.url.clone(), reason: error.to_string() }.into())
-        }
-        // The server answered, even if badly: the suite will say how.
-        Err(_) => Ok(()),
-    }
 }

@@ -17,13 +17,14 @@ use crate::session::{ConnectError, ConnectOptions, Direction as FrameDirection, 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a connection accepted despite a bad token may take to be closed.
 const REJECTION_GRACE: Duration = Duration::from_secs(2);
+/// Frames shown with a failure...
 const TRANSCRIPT_SHOWN: usize = 12;
+/// ...plus the client's own last sends, kept even when older frames are cut.
+const SENDS_SHOWN: usize = 4;
 /// Distinct message types named in a report; the rest are counted together.
 const DISTINCT_KEPT: usize = 20;
 /// Arrival times kept per cadence group.
 const ARRIVALS_KEPT: usize = 10_000;
-/// Of which the client's own last sends, kept even when older frames are cut.
-const SENDS_SHOWN: usize = 4;
 
 pub struct CaseOutcome {
     pub status: Status,
