@@ -28,6 +28,16 @@ impl Profile {
     }
 }
 
+/// The bundled server impersonates the same endpoint.
+impl From<Profile> for reference_server::Profile {
+    fn from(profile: Profile) -> reference_server::Profile {
+        match profile {
+            Profile::Core => reference_server::Profile::Core,
+            Profile::Ai => reference_server::Profile::Ai,
+        }
+    }
+}
+
 impl fmt::Display for Profile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

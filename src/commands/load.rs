@@ -11,7 +11,6 @@ use crate::cli::LoadArgs;
 use crate::exit;
 use crate::load::plan::LoadPlan;
 use crate::load::{self, summary, Outputs};
-use crate::profile::Profile;
 use crate::schema::Catalog;
 
 pub fn run(catalog: Catalog, args: &LoadArgs) -> anyhow::Result<u8> {
@@ -34,10 +33,7 @@ pub fn run(catalog: Catalog, args: &LoadArgs) -> anyhow::Result<u8> {
 
     let mut notes = Vec::new();
     let server = if bundled {
-        let mut config = reference_server::Config::new(match args.profile {
-            Profile::Core => reference_server::Profile::Core,
-            Profile::Ai => reference_server::Profile::Ai,
-        });
+        let mut config = reference_server::Config::new(args.profile.into());
         config.rate_limit = None;
         config.tick = args.server_tick;
         let server = reference_server::BackgroundServer::start(

@@ -129,10 +129,7 @@ pub fn run(catalog: Catalog, args: &RunArgs) -> anyhow::Result<u8> {
 
 fn start_bundled(profile: Profile) -> anyhow::Result<(reference_server::BackgroundServer, String)> {
     let secret = crate::tokens::random_secret();
-    let mut config = reference_server::Config::new(match profile {
-        Profile::Core => reference_server::Profile::Core,
-        Profile::Ai => reference_server::Profile::Ai,
-    });
+    let mut config = reference_server::Config::new(profile.into());
     config.auth = reference_server::AuthMode::Optional;
     config.jwt_secret = Some(secret.clone());
     let server = reference_server::BackgroundServer::start(config, SocketAddr::from(([127, 0, 0, 1], 0)), 1)
