@@ -157,3 +157,36 @@ async fn dropping_on_bad_input_fails_the_input_cases_only() {
     let message = outcome.message("input.binary_frame");
     assert!(message.contains("dropped without a Close frame"), "{message}");
 }
+
+/// The human report of a real run, with durations and the port redacted: its layout is an
+/// interface people read every day, so changes to it show up in review.
+#[tokio::test]
+async fn the_human_report_of_a_real_run_is_stable() {
+    let mut config = with_fault(Fault::NoWelcome);
+    config.auth = AuthMode::Optional;
+    config.jwt_secret = Some(SECRET.into());
+    // No broadcasts, so what the failing case saw does not depend on timing.
+    config.tick = Duration::from_secs(3600);
+    let server = start(config).await;
+    let settings = Arc::new(RunSettings {
+        url: server.url(),
+        profile: Profile::Core,
+        token: None,
+        jwt_secret: None,
+        strict: false,
+        timeout_scale: 0.5,
+        jobs: 8,
+    });
+    let suites = loader::builtin().unwrap();
+    let planned =
+        runner::plan(&suites, Profile::Core, Some("handshake.*,welcome.*,heartbeat.pong,close.*,auth.header"));
+    let (events, _receiver) = tokio::sync::mpsc::unbounded_channel();
+    let report = runner::run(planned, settings, Arc::new(Catalog::embedded().unwrap()), events, false).await;
+    server.shutdown().await;
+    let text = wsprobe::report::run::human(&report, wsprobe::report::run::Style { color: false });
+    let redacted = regex::Regex::new(r"\d+(\.\d+)? (ms|s)\b").unwrap().replace_all(&text, "[duration]");
+    let redacted = regex::Regex::new(r"127\.0\.0\.1:\d+").unwrap().replace_all(&redacted, "127.0.0.1:[port]");
+    let redacted = regex::Regex::new(r#""(client_\d+)""#).unwrap().replace_all(&redacted, "\"[client]\"");
+    let redacted = regex::Regex::new(r"\d{13}").unwrap().replace_all(&redacted, "[ms]");
+    insta::assert_snapshot!(redacted);
+}
