@@ -28,8 +28,14 @@ impl Outcome {
     }
 }
 
-async fn run_against(config: Config, timeout_scale: f64) -> Outcome {
-    let mut config = config;
+/// Runs the built-in cases matching `filter` against a server with `config` (auth optional,
+/// with the test secret); `jwt_secret` is what the harness is told.
+async fn run_builtin(
+    mut config: Config,
+    filter: Option<&str>,
+    timeout_scale: f64,
+    jwt_secret: Option<&str>,
+) -> wsprobe::outcome::RunReport {
     config.auth = AuthMode::Optional;
     config.jwt_secret = Some(SECRET.into());
     config.shutdown_grace = Duration::from_millis(500);
@@ -38,17 +44,21 @@ async fn run_against(config: Config, timeout_scale: f64) -> Outcome {
         url: server.url(),
         profile: Profile::Core,
         token: None,
-        jwt_secret: Some(SECRET.into()),
+        jwt_secret: jwt_secret.map(str::to_string),
         strict: false,
         timeout_scale,
         jobs: 32,
     });
     let suites = loader::builtin().unwrap();
-    let planned = runner::plan(&suites, Profile::Core, None);
+    let planned = runner::plan(&suites, Profile::Core, filter);
     let (events, _receiver) = tokio::sync::mpsc::unbounded_channel();
-    let catalog = Arc::new(Catalog::embedded().unwrap());
-    let report = runner::run(planned, settings, catalog, events, false).await;
+    let report = runner::run(planned, settings, Arc::new(Catalog::embedded().unwrap()), events, false).await;
     server.shutdown().await;
+    report
+}
+
+async fn run_against(config: Config, timeout_scale: f64) -> Outcome {
+    let report = run_builtin(config, None, timeout_scale, Some(SECRET)).await;
     Outcome { statuses: report.cases.into_iter().map(|c| (c.id, (c.status, c.message))).collect() }
 }
 
@@ -163,26 +173,10 @@ async fn dropping_on_bad_input_fails_the_input_cases_only() {
 #[tokio::test]
 async fn the_human_report_of_a_real_run_is_stable() {
     let mut config = with_fault(Fault::NoWelcome);
-    config.auth = AuthMode::Optional;
-    config.jwt_secret = Some(SECRET.into());
     // No broadcasts, so what the failing case saw does not depend on timing.
     config.tick = Duration::from_secs(3600);
-    let server = start(config).await;
-    let settings = Arc::new(RunSettings {
-        url: server.url(),
-        profile: Profile::Core,
-        token: None,
-        jwt_secret: None,
-        strict: false,
-        timeout_scale: 0.5,
-        jobs: 8,
-    });
-    let suites = loader::builtin().unwrap();
-    let planned =
-        runner::plan(&suites, Profile::Core, Some("handshake.*,welcome.*,heartbeat.pong,close.*,auth.header"));
-    let (events, _receiver) = tokio::sync::mpsc::unbounded_channel();
-    let report = runner::run(planned, settings, Arc::new(Catalog::embedded().unwrap()), events, false).await;
-    server.shutdown().await;
+    let filter = "handshake.*,welcome.*,heartbeat.pong,close.*,auth.header";
+    let report = run_builtin(config, Some(filter), 0.5, None).await;
     let text = wsprobe::report::run::human(&report, wsprobe::report::run::Style { color: false });
     let redacted = regex::Regex::new(r"\d+(\.\d+)? (ms|s)\b").unwrap().replace_all(&text, "[duration]");
     let redacted = regex::Regex::new(r"127\.0\.0\.1:\d+").unwrap().replace_all(&redacted, "127.0.0.1:[port]");
