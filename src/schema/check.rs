@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::{spec_examples, Catalog, MessageSet, BASE_URI, ENVELOPE_FILE};
+use super::{spec_examples, Catalog, MessageSet, ENVELOPE_FILE};
 
 /// The result of checking one example (or one schema-level property).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,18 +88,7 @@ fn compile_envelope(catalog: &Catalog, set: MessageSet) -> Result<Option<jsonsch
             defined.join(", ")
         ));
     }
-    let mut builder = jsonschema::Registry::new();
-    for (name, document) in catalog.documents() {
-        builder = builder.add(format!("{BASE_URI}{name}"), document.clone()).map_err(|e| e.to_string())?;
-    }
-    let registry = builder.prepare().map_err(|e| e.to_string())?;
-    jsonschema::options()
-        .with_base_uri(format!("{BASE_URI}{file}"))
-        .with_registry(&registry)
-        .should_validate_formats(true)
-        .build(doc)
-        .map(Some)
-        .map_err(|e| format!("does not compile: {e}"))
+    catalog.compile_document(&file).map(Some).map_err(|e| e.to_string())
 }
 
 /// Validates every ```json block of a Markdown spec against the schema(s) for its `type`.

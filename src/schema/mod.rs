@@ -66,6 +66,8 @@ pub struct MessageSchema {
 pub struct Catalog {
     origin: String,
     documents: BTreeMap<String, Value>,
+    /// Every document under its base URI, so any of them can be compiled with `$ref`s resolved.
+    registry: jsonschema::Registry<'static>,
     sets: BTreeMap<MessageSet, BTreeMap<String, MessageSchema>>,
 }
 
@@ -153,11 +155,20 @@ impl Catalog {
             }
             sets.insert(set, messages);
         }
-        Ok(Catalog { origin: source.origin().to_string(), documents, sets })
+        Ok(Catalog { origin: source.origin().to_string(), documents, registry, sets })
     }
 
     pub fn origin(&self) -> &str {
         &self.origin
+    }
+
+    /// Compiles any document of the catalog (an envelope, say) the way message schemas are compiled.
+    pub fn compile_document(&self, file: &str) -> Result<Validator, SchemaError> {
+        let doc = self.documents.get(file).ok_or_else(|| SchemaError::Compile {
+            file: file.to_string(),
+            reason: "no such document in the catalog".into(),
+        })?;
+        compile_validator(&self.registry, file, doc)
     }
 
     /// Every schema document by relative path, message schemas and helpers alike.
@@ -249,13 +260,7 @@ fn compile_message(registry: &jsonschema::Registry<'_>, file: &str, doc: &Value)
         .and_then(Value::as_str)
         .ok_or_else(|| SchemaError::MissingTypeConst { file: file.to_string() })?
         .to_string();
-    let validator = jsonschema::options()
-        .with_draft(jsonschema::Draft::Draft202012)
-        .with_base_uri(format!("{BASE_URI}{file}"))
-        .with_registry(registry)
-        .should_validate_formats(true)
-        .build(doc)
-        .map_err(|e| SchemaError::Compile { file: file.to_string(), reason: e.to_string() })?;
+    let validator = compile_validator(registry, file, doc)?;
     Ok(MessageSchema {
         file: file.to_string(),
         message_type,
@@ -264,6 +269,17 @@ fn compile_message(registry: &jsonschema::Registry<'_>, file: &str, doc: &Value)
         examples: doc.get("examples").and_then(Value::as_array).cloned().unwrap_or_default(),
         validator,
     })
+}
+
+/// Draft 2020-12 with `format` asserted, relative `$ref`s resolved through `registry`.
+fn compile_validator(registry: &jsonschema::Registry<'_>, file: &str, doc: &Value) -> Result<Validator, SchemaError> {
+    jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .with_base_uri(format!("{BASE_URI}{file}"))
+        .with_registry(registry)
+        .should_validate_formats(true)
+        .build(doc)
+        .map_err(|e| SchemaError::Compile { file: file.to_string(), reason: e.to_string() })
 }
 
 /// "an array", "a string", ... for error messages.
