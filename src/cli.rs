@@ -68,7 +68,7 @@ pub enum RunFormat {
 pub struct RunArgs {
     /// The endpoint to test, e.g. ws://127.0.0.1:8080/ws. Without it, wsprobe starts its bundled
     /// reference server on 127.0.0.1 (auth optional, with a secret it knows) and tests that.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::target::parse_ws_url)]
     pub url: Option<String>,
     #[arg(long, value_enum, default_value_t = Profile::Core)]
     pub profile: Profile,
@@ -113,7 +113,7 @@ pub struct RunArgs {
 pub struct LoadArgs {
     /// The endpoint to load, e.g. ws://127.0.0.1:8080/ws. Without it, wsprobe starts its bundled
     /// reference server on its own threads, with the rate limit lifted.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::target::parse_ws_url)]
     pub url: Option<String>,
     #[arg(long, value_enum, default_value_t = Profile::Core)]
     pub profile: Profile,
@@ -151,6 +151,15 @@ pub struct LoadArgs {
     /// A reply later than this is a timeout, and the connection is replaced.
     #[arg(long, default_value = "10s", value_parser = duration_arg)]
     pub reply_timeout: std::time::Duration,
+    /// Push mode: the server's clock minus this machine's, in ms; `auto` estimates it from
+    /// Ping/Pong timestamps (and fails the run, saying why, when the Pong has none); `0` suits a
+    /// server on this machine.
+    #[arg(long, default_value = "auto", value_name = "auto|MS")]
+    pub clock_offset: crate::load::plan::ClockOffset,
+    /// The run fails when more than this share of connection attempts fail or are lost before
+    /// the end, e.g. 1% (the default) or 0%.
+    #[arg(long, default_value = "1%", value_parser = percentage, value_name = "PERCENT")]
+    pub max_connect_failures: f64,
     /// Generator threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -164,6 +173,14 @@ pub struct LoadArgs {
 
 fn duration_arg(text: &str) -> Result<std::time::Duration, String> {
     crate::scenario::parse_duration(text)
+}
+
+/// `5%` or `5` → 0.05.
+fn percentage(text: &str) -> Result<f64, String> {
+    match text.trim_end_matches('%').parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p / 100.0),
+        _ => Err(format!("{text:?} is not a percentage from 0% to 100%")),
+    }
 }
 
 fn positive_factor(text: &str) -> Result<f64, String> {

@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 use crate::cli::LoadArgs;
 use crate::exit;
 use crate::load::plan::LoadPlan;
+use crate::load::summary::Verdict;
 use crate::load::{self, summary, Outputs};
 use crate::schema::Catalog;
 
@@ -26,6 +27,8 @@ pub fn run(catalog: Catalog, args: &LoadArgs) -> anyhow::Result<u8> {
         validation: args.validate,
         reply_timeout: args.reply_timeout,
         connect_timeout: Duration::from_secs(10),
+        clock_offset: args.clock_offset,
+        max_connect_failure_rate: args.max_connect_failures,
     };
     plan.check().map_err(anyhow::Error::msg)?;
     let bundled = args.url.is_none();
@@ -73,16 +76,17 @@ pub fn run(catalog: Catalog, args: &LoadArgs) -> anyhow::Result<u8> {
         let text = serde_json::to_string_pretty(&summary)? + "\n";
         std::fs::write(path, text).with_context(|| format!("cannot write --json {}", path.display()))?;
     }
-    let mut failed = summary.schema_violations > 0;
-    if summary.schema_violations > 0 {
-        writeln!(out, "  FAILED: {} received message(s) violate their schemas", summary.schema_violations)?;
-    }
+    let mut failed = summary.verdict != Verdict::Passed;
     for assertion in &args.assertions {
         let checked = assertion.check(&summary);
         writeln!(out, "  assert {checked}")?;
         failed |= !checked.passed;
     }
-    Ok(if failed { exit::FAILURES } else { exit::SUCCESS })
+    Ok(match summary.verdict {
+        Verdict::Unreachable => exit::UNREACHABLE,
+        _ if failed => exit::FAILURES,
+        _ => exit::SUCCESS,
+    })
 }
 
 /// Each connection needs a file descriptor (two with the bundled server in-process).

@@ -26,8 +26,19 @@ pub struct Assertion {
 
 const STATS: [&str; 8] = ["count", "min", "mean", "p50", "p90", "p99", "p999", "max"];
 const LATENCIES: [&str; 4] = ["corrected", "uncorrected", "connect", "push"];
-const TOTALS: [&str; 8] =
-    ["errors", "throughput", "sent", "received", "schema_violations", "reconnects", "connects", "valid"];
+const TOTALS: [&str; 11] = [
+    "errors",
+    "throughput",
+    "sent",
+    "received",
+    "schema_violations",
+    "reconnects",
+    "connects",
+    "connect_failures",
+    "connections_lost",
+    "unanswered_at_end",
+    "valid",
+];
 
 impl std::str::FromStr for Assertion {
     type Err = String;
@@ -87,16 +98,17 @@ fn parse_latency(raw: &str) -> Option<f64> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checked {
     pub assertion: String,
-    pub actual: Option<f64>,
+    /// The measured value; `Err` says why there is none (an assertion without one fails).
+    pub actual: Result<f64, String>,
     pub passed: bool,
 }
 
 impl fmt::Display for Checked {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let verdict = if self.passed { "ok    " } else { "FAILED" };
-        match self.actual {
-            Some(actual) => write!(f, "{verdict} {} (actual {actual})", self.assertion),
-            None => write!(f, "{verdict} {} (no such measurement in this run)", self.assertion),
+        match &self.actual {
+            Ok(actual) => write!(f, "{verdict} {} (actual {actual})", self.assertion),
+            Err(why) => write!(f, "{verdict} {} ({why})", self.assertion),
         }
     }
 }
@@ -104,19 +116,21 @@ impl fmt::Display for Checked {
 impl Assertion {
     pub fn check(&self, summary: &LoadSummary) -> Checked {
         let actual = self.actual(summary);
-        let passed = actual.is_some_and(|a| match self.op {
-            Op::Lt => a < self.value,
-            Op::Le => a <= self.value,
-            Op::Gt => a > self.value,
-            Op::Ge => a >= self.value,
-            Op::Eq => a == self.value,
-            Op::Ne => a != self.value,
+        let passed = actual.as_ref().is_ok_and(|a| match self.op {
+            Op::Lt => *a < self.value,
+            Op::Le => *a <= self.value,
+            Op::Gt => *a > self.value,
+            Op::Ge => *a >= self.value,
+            Op::Eq => *a == self.value,
+            Op::Ne => *a != self.value,
         });
         Checked { assertion: self.text.clone(), actual, passed }
     }
 
-    fn actual(&self, summary: &LoadSummary) -> Option<f64> {
-        Some(match self.metric.as_str() {
+    /// Bare statistics (`p99`) read the mode's main latency only, never a stand-in: a ping
+    /// run with no round trip has no p99, whatever its connect latency was.
+    fn actual(&self, summary: &LoadSummary) -> Result<f64, String> {
+        Ok(match self.metric.as_str() {
             "errors" => summary.error_total() as f64,
             "throughput" => summary.throughput_per_s,
             "sent" => summary.sent as f64,
@@ -124,11 +138,15 @@ impl Assertion {
             "schema_violations" => summary.schema_violations as f64,
             "reconnects" => summary.reconnects as f64,
             "connects" => summary.connects as f64,
+            "connect_failures" => summary.connect_failures as f64,
+            "connections_lost" => summary.connections_lost as f64,
+            "unanswered_at_end" => summary.unanswered_at_end as f64,
             "valid" => f64::from(u8::from(summary.valid_run)),
             metric => {
-                let (latency, stat) = metric.split_once('.').unwrap_or(("", metric));
-                let stats: &Stats =
-                    if latency.is_empty() { summary.primary()?.1 } else { summary.latency_us.get(latency)? };
+                let (latency, stat) = metric.split_once('.').unwrap_or((summary.main_latency, metric));
+                let stats: &Stats = summary.latency_us.get(latency).ok_or_else(|| {
+                    format!("no {latency} latency samples in this run, so there is nothing to compare")
+                })?;
                 match stat {
                     "count" => stats.count as f64,
                     "min" => stats.min as f64,
@@ -157,5 +175,19 @@ mod tests {
         assert!("p99<5".parse::<Assertion>().unwrap_err().contains("latency like 5ms"));
         assert!("p98<5ms".parse::<Assertion>().unwrap_err().contains("unknown metric"));
         assert!("errors".parse::<Assertion>().unwrap_err().contains("no comparison"));
+    }
+
+    #[test]
+    fn a_latency_without_samples_fails_and_says_so() {
+        let mut summary = crate::load::summary::tests::sample();
+        summary.main_latency = "uncorrected";
+        summary.latency_us.remove("uncorrected");
+        let checked = "p99<5ms".parse::<Assertion>().unwrap().check(&summary);
+        assert!(!checked.passed);
+        assert!(checked.to_string().contains("no uncorrected latency samples"), "{checked}");
+        // The connect latency is there, and is not used in its place.
+        assert!(summary.latency_us.contains_key("connect"));
+        let explicit = "connect.p99<1s".parse::<Assertion>().unwrap().check(&summary);
+        assert!(explicit.passed, "{explicit}");
     }
 }

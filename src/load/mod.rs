@@ -3,6 +3,7 @@
 
 pub mod assertion;
 pub mod cpu;
+pub mod pacing;
 pub mod plan;
 pub mod recorder;
 pub mod summary;
@@ -21,9 +22,10 @@ use hdrhistogram::Histogram;
 
 use crate::profile::{Direction, MessageSet};
 use crate::schema::Catalog;
+use pacing::{Pacer, PacerReport, Schedule};
 use plan::{LoadPlan, Mode, Validation};
 use recorder::{new_histogram, Metric, Recorder};
-use summary::{LoadSummary, Stats};
+use summary::{LoadSummary, Stats, Verdict};
 
 /// Name prefix of the generator's threads, so its own CPU use can be told from the server's.
 const THREAD_NAME: &str = "wsprobe-load";
@@ -84,12 +86,31 @@ async fn drive(plan: LoadPlan, catalog: Arc<Catalog>, outputs: Outputs) -> Resul
     };
 
     let started = tokio::time::Instant::now();
+    let schedule = plan.send_interval().map(|interval| Schedule {
+        start: started.into_std(),
+        interval,
+        connections: plan.connections,
+        ramp_up: plan.ramp_up,
+    });
+    let wakers: Vec<Arc<tokio::sync::Notify>> = match schedule {
+        Some(_) => (0..plan.connections).map(|_| Arc::default()).collect(),
+        None => Vec::new(),
+    };
+    let deadline = started + plan.duration;
+    let pacer = match schedule {
+        Some(schedule) => {
+            Some(Pacer::start(schedule, wakers.clone(), deadline.into_std()).map_err(LoadError::Runtime)?)
+        }
+        None => None,
+    };
     let shared = Arc::new(worker::Shared {
         recorder: Recorder::new(),
         catalog,
         set: MessageSet::of(plan.profile, Direction::Server),
         started,
-        deadline: started + plan.duration,
+        deadline,
+        schedule,
+        wakers,
         plan,
     });
     let cpu_before = cpu::thread_ticks(THREAD_NAME);
@@ -142,21 +163,21 @@ async fn drive(plan: LoadPlan, catalog: Arc<Catalog>, outputs: Outputs) -> Resul
             let counters = &shared.recorder.counters;
             let (sent, received) = (counters.sent.load(Ordering::Relaxed), counters.received.load(Ordering::Relaxed));
             let seconds = (now - interval_start).as_secs_f64().max(1e-3);
-            let primary = [Metric::Corrected, Metric::Uncorrected, Metric::Push, Metric::Connect]
-                .into_iter()
-                .map(|m| &interval[m as usize])
-                .find(|h| !h.is_empty());
-            let latency = primary.map_or_else(
-                || "p50 -  p99 -".to_string(),
-                |h| format!("p50 {} µs  p99 {} µs", h.value_at_quantile(0.5), h.value_at_quantile(0.99)),
-            );
+            let main = &interval[main_metric(&shared.plan) as usize];
+            let latency = if main.is_empty() {
+                "p50 -  p99 -".to_string()
+            } else {
+                format!("p50 {} µs  p99 {} µs", main.value_at_quantile(0.5), main.value_at_quantile(0.99))
+            };
             bar.set_position(now.as_secs());
             bar.set_message(format!(
-                "conns {}  sent {:.0}/s  recv {:.0}/s  {latency}  errors {}  reconnects {}",
+                "conns {}  sent {:.0}/s  recv {:.0}/s  {} {latency}  errors {}  schema violations {}  reconnects {}",
                 counters.connections_up.load(Ordering::Relaxed),
                 (sent - last_sent) as f64 / seconds,
                 (received - last_received) as f64 / seconds,
+                main_metric(&shared.plan).name(),
                 shared.recorder.errors().values().sum::<u64>(),
+                counters.schema_violations.load(Ordering::Relaxed),
                 counters.reconnects.load(Ordering::Relaxed),
             ));
             (last_sent, last_received) = (sent, received);
@@ -173,6 +194,7 @@ async fn drive(plan: LoadPlan, catalog: Arc<Catalog>, outputs: Outputs) -> Resul
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    let pacer = pacer.map(Pacer::finish);
     drop(hlog);
     if let Some(file) = hlog_file.as_mut() {
         file.write_all(&with_legend(&hlog_buffer)).map_err(hlog_error)?;
@@ -185,7 +207,18 @@ async fn drive(plan: LoadPlan, catalog: Arc<Catalog>, outputs: Outputs) -> Resul
         }
         _ => None,
     };
-    Ok(summarize(&shared, &totals, cpu, outputs))
+    let pacer_cpu = pacer.and_then(|p: PacerReport| p.cpu_seconds).map(|s| s / elapsed.as_secs_f64());
+    Ok(summarize(&shared, &totals, cpu, pacer_cpu, outputs))
+}
+
+/// The latency a mode exists to measure.
+fn main_metric(plan: &LoadPlan) -> Metric {
+    match (plan.mode, plan.rate) {
+        (Mode::Ping, Some(_)) => Metric::Corrected,
+        (Mode::Ping, None) => Metric::Uncorrected,
+        (Mode::Push, _) => Metric::Push,
+        (Mode::Connect, _) => Metric::Connect,
+    }
 }
 
 /// Inserts the column legend HdrHistogram's own writers put between the header and the intervals.
@@ -206,9 +239,16 @@ fn with_legend(log: &[u8]) -> Vec<u8> {
     out
 }
 
-fn summarize(shared: &worker::Shared, totals: &[Histogram<u64>], cpu: Option<f64>, outputs: Outputs) -> LoadSummary {
+fn summarize(
+    shared: &worker::Shared,
+    totals: &[Histogram<u64>],
+    cpu: Option<f64>,
+    pacer_cpu: Option<f64>,
+    outputs: Outputs,
+) -> LoadSummary {
     let plan = &shared.plan;
-    let counters = &shared.recorder.counters;
+    let c = &shared.recorder.counters;
+    let count = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
     let get = |m: Metric| Stats::of(&totals[m as usize]);
     let mut latency: BTreeMap<&'static str, Stats> = BTreeMap::new();
     for metric in [Metric::Corrected, Metric::Uncorrected, Metric::Connect, Metric::Push] {
@@ -216,22 +256,79 @@ fn summarize(shared: &worker::Shared, totals: &[Histogram<u64>], cpu: Option<f64
             latency.insert(metric.name(), stats);
         }
     }
+    let main = main_metric(plan);
+    let main_count = get(main).map_or(0, |s| s.count);
     let duration_s = plan.duration.as_secs_f64();
-    let received = counters.received.load(Ordering::Relaxed);
-    let connects = counters.connects.load(Ordering::Relaxed);
-    let throughput = match plan.mode {
-        Mode::Ping => get(Metric::Uncorrected).map_or(0, |s| s.count) as f64 / duration_s,
-        Mode::Push => received as f64 / duration_s,
-        Mode::Connect => connects as f64 / duration_s,
-    };
+    let connects = count(&c.connects);
+    let attempts = count(&c.connect_attempts);
+    let errors = shared.recorder.errors();
     let mut notes = outputs.notes;
+    let mut failures = Vec::new();
     let mut invalid = Vec::new();
+
+    let throughput = match plan.mode {
+        Mode::Ping | Mode::Push => main_count as f64 / duration_s,
+        Mode::Connect => {
+            // Waits for Close echoes that never came are wsprobe's, not the server's: leave them out.
+            let unechoed = count(&c.close_wait_unechoed_us) as f64 / 1e6;
+            let busy = (duration_s - unechoed / plan.connections as f64).max(1e-3);
+            if unechoed > 0.0 {
+                notes.push(format!(
+                    "{} close(s) were not echoed within {} ms (RFC 6455 requires the echo); those waits are left out of the connect rate",
+                    errors.get("close_not_echoed").copied().unwrap_or(0),
+                    worker::CLOSE_ECHO_WAIT.as_millis()
+                ));
+            }
+            connects as f64 / busy
+        }
+    };
+
+    // What the mode exists to measure must have been measured.
+    if connects > 0 && main_count == 0 {
+        failures.push(match plan.mode {
+            Mode::Ping => format!(
+                "no round trip completed: {} Ping(s) sent, none answered with a Pong{}",
+                count(&c.sent),
+                if errors.is_empty() { String::new() } else { format!(" ({})", kinds(&errors)) }
+            ),
+            Mode::Push => match shared.recorder.clock_offset_failure() {
+                Some(reason) => format!(
+                    "push latency needs the server's clock offset, estimated from Pong timestamps, and it could not be: {reason}. For a server on this machine pass --clock-offset 0"
+                ),
+                None => format!(
+                    "no pushed message could be measured: {} received, {} without an integer `timestamp`",
+                    count(&c.received),
+                    count(&c.unstamped)
+                ),
+            },
+            Mode::Connect => "no connection was opened".into(),
+        });
+    } else if let Some(reason) = shared.recorder.clock_offset_failure() {
+        failures.push(format!("on some connections the clock offset could not be estimated: {reason}"));
+    }
+    let failed_connections = count(&c.connect_failures) + count(&c.connections_lost);
+    if attempts > 0 {
+        let rate = failed_connections as f64 / attempts as f64;
+        if rate > plan.max_connect_failure_rate {
+            failures.push(format!(
+                "{failed_connections} of {attempts} connection attempts failed or were lost before the end ({:.1}%; limit {:.1}%, --max-connect-failures){}",
+                rate * 100.0,
+                plan.max_connect_failure_rate * 100.0,
+                if errors.is_empty() { String::new() } else { format!(": {}", kinds(&errors)) }
+            ));
+        }
+    }
+    let violations = count(&c.schema_violations);
+    if violations > 0 {
+        failures.push(format!("{violations} received message(s) violate their schemas"));
+    }
+
     match (plan.mode, plan.send_interval()) {
         (Mode::Ping, None) => notes.push(
             "closed loop: latency is measured from each actual send (uncorrected); pass --rate for an open-loop run corrected for coordinated omission".into(),
         ),
         (Mode::Ping, Some(interval)) => {
-            notes.push("open loop: `corrected` counts from each intended send time, `uncorrected` from the actual send".into());
+            notes.push("open loop: `corrected` counts from each intended send time, `uncorrected` from the actual send; a dedicated thread paces the sends".into());
             if let Some(lag) = get(Metric::Lag) {
                 let share = lag.mean / interval.as_micros().max(1) as f64;
                 if share > 0.10 {
@@ -242,16 +339,38 @@ fn summarize(shared: &worker::Shared, totals: &[Histogram<u64>], cpu: Option<f64
                 }
             }
         }
-        (Mode::Push, _) => notes.push(
-            "push latency = receive time − message timestamp, with the clock offset estimated from Ping/Pong (min RTT/2); timestamps have 1 ms resolution, so values are accurate to about ±1 ms".into(),
-        ),
-        (Mode::Connect, _) => notes.push("connect: each connection opens, closes cleanly and opens again; latency is the WebSocket handshake".into()),
+        (Mode::Push, _) => notes.push(match plan.clock_offset {
+            plan::ClockOffset::Estimate => "push latency = receive time − message timestamp, with the clock offset estimated from Ping/Pong (min RTT/2); timestamps have 1 ms resolution, so values are accurate to about ±1 ms".into(),
+            plan::ClockOffset::Fixed(ms) => format!("push latency = receive time − message timestamp, with the clock offset fixed at {ms} ms (--clock-offset); timestamps have 1 ms resolution"),
+        }),
+        (Mode::Connect, _) => notes.push(format!(
+            "connect: each connection opens, closes (waiting up to {} ms for the echo) and opens again; latency is the WebSocket handshake",
+            worker::CLOSE_ECHO_WAIT.as_millis()
+        )),
     }
     if let Some(cpu) = cpu {
         if cpu > 0.95 {
             invalid.push(format!("the generator used {:.0}% of its CPU: it may be the bottleneck", cpu * 100.0));
         }
     }
+    let profile_hint =
+        crate::profile_hint::hint(&shared.catalog, plan.profile, &shared.recorder.foreign_types(), count(&c.checked));
+    let verdict = if connects == 0 {
+        failures.insert(
+            0,
+            format!(
+                "no WebSocket connection could be opened in {attempts} attempt(s){}",
+                if errors.is_empty() { String::new() } else { format!(": {}", kinds(&errors)) }
+            ),
+        );
+        Verdict::Unreachable
+    } else if !failures.is_empty() {
+        Verdict::Failed
+    } else if !invalid.is_empty() {
+        Verdict::Invalid
+    } else {
+        Verdict::Passed
+    };
     LoadSummary {
         mode: plan.mode.name(),
         target: plan.url.clone(),
@@ -265,26 +384,37 @@ fn summarize(shared: &worker::Shared, totals: &[Histogram<u64>], cpu: Option<f64
             Validation::Off => "off".into(),
             Validation::Sample(n) => format!("sample:{n}"),
         },
-        sent: counters.sent.load(Ordering::Relaxed),
-        received,
+        main_latency: main.name(),
+        sent: count(&c.sent),
+        received: count(&c.received),
         throughput_per_s: (throughput * 10.0).round() / 10.0,
         connects,
-        reconnects: counters.reconnects.load(Ordering::Relaxed),
-        errors: {
-            // Violations are errors too (so `errors==0` gates on them), and keep their own field.
-            let mut errors = shared.recorder.errors();
-            let violations = counters.schema_violations.load(Ordering::Relaxed);
-            if violations > 0 {
-                errors.insert("schema_violation".into(), violations);
-            }
-            errors
-        },
-        schema_violations: counters.schema_violations.load(Ordering::Relaxed),
+        connect_attempts: attempts,
+        connect_failures: count(&c.connect_failures),
+        connections_lost: count(&c.connections_lost),
+        reconnects: count(&c.reconnects),
+        errors,
+        schema_violations: violations,
+        schema_checked: count(&c.checked),
+        unanswered_at_end: count(&c.unanswered_at_end),
+        unanswered_at_drop: count(&c.unanswered_at_drop),
+        unsent_at_end: count(&c.unsent_at_end),
+        handshake_pending_at_end: count(&c.handshake_pending_at_end),
+        unstamped: count(&c.unstamped),
+        verdict,
+        failures,
         valid_run: invalid.is_empty(),
         invalid_reasons: invalid,
         generator_cpu: cpu.map(|c| (c * 1000.0).round() / 1000.0),
+        pacer_cpu: pacer_cpu.map(|c| (c * 1000.0).round() / 1000.0),
+        profile_hint,
         notes,
         latency_us: latency,
         schedule_lag_us: get(Metric::Lag),
     }
+}
+
+/// `kind: n, kind: n` for messages.
+fn kinds(errors: &BTreeMap<String, u64>) -> String {
+    errors.iter().map(|(k, n)| format!("{k}: {n}")).collect::<Vec<_>>().join(", ")
 }

@@ -64,6 +64,34 @@ impl Validation {
     }
 }
 
+/// Push mode: (server clock − local clock), which push latency must remove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockOffset {
+    /// Estimate it per connection from Ping/Pong timestamps; a server whose Pong carries no
+    /// integer timestamp fails the run, with the reason.
+    Estimate,
+    /// Use this many milliseconds (0 for a server on the same host, sharing its clock).
+    Fixed(i64),
+}
+
+impl std::str::FromStr for ClockOffset {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<ClockOffset, String> {
+        if text == "auto" {
+            return Ok(ClockOffset::Estimate);
+        }
+        let number = text.strip_suffix("ms").unwrap_or(text);
+        number.parse::<i64>().map(ClockOffset::Fixed).map_err(|_| {
+            format!("{text:?}: use auto (estimate from Ping/Pong) or whole milliseconds like 0, 12ms or -3ms")
+        })
+    }
+}
+
+/// Default for `--max-connect-failures`: more than this share of connection attempts failing
+/// (refused, failed, timed out, or lost before the end) fails the run.
+pub const DEFAULT_MAX_CONNECT_FAILURE_RATE: f64 = 0.01;
+
 #[derive(Debug, Clone)]
 pub struct LoadPlan {
     pub url: String,
@@ -79,6 +107,9 @@ pub struct LoadPlan {
     /// A reply later than this counts as a timeout and the connection is replaced.
     pub reply_timeout: Duration,
     pub connect_timeout: Duration,
+    pub clock_offset: ClockOffset,
+    /// The share of connection attempts that may fail before the run fails (0..=1).
+    pub max_connect_failure_rate: f64,
 }
 
 impl LoadPlan {
@@ -94,6 +125,9 @@ impl LoadPlan {
         }
         if self.in_flight == 0 || self.in_flight > MAX_IN_FLIGHT {
             return Err(format!("--in-flight must be 1 to {MAX_IN_FLIGHT}"));
+        }
+        if !(0.0..=1.0).contains(&self.max_connect_failure_rate) {
+            return Err("--max-connect-failures must be a percentage from 0% to 100%".into());
         }
         if let Some(rate) = self.rate {
             if !(rate.is_finite() && rate > 0.0 && rate <= 10_000_000.0) {
@@ -124,5 +158,13 @@ mod tests {
         assert!("some".parse::<Validation>().is_err());
         let checked = (0..100).filter(|n| Validation::Sample(10).checks(*n)).count();
         assert_eq!(checked, 10);
+    }
+
+    #[test]
+    fn clock_offsets_parse() {
+        assert_eq!("auto".parse::<ClockOffset>(), Ok(ClockOffset::Estimate));
+        assert_eq!("0".parse::<ClockOffset>(), Ok(ClockOffset::Fixed(0)));
+        assert_eq!("-3ms".parse::<ClockOffset>(), Ok(ClockOffset::Fixed(-3)));
+        assert!("soon".parse::<ClockOffset>().unwrap_err().contains("auto"));
     }
 }

@@ -64,15 +64,36 @@ impl Shard {
     }
 }
 
-/// Counters that only grow.
+/// Counters that only grow (except `connections_up`, a gauge).
 #[derive(Debug, Default)]
 pub struct Counters {
     pub sent: AtomicU64,
     pub received: AtomicU64,
+    /// Received messages that were schema-checked.
+    pub checked: AtomicU64,
     pub schema_violations: AtomicU64,
     pub reconnects: AtomicU64,
     pub connections_up: AtomicU64,
+    /// Successful WebSocket handshakes.
     pub connects: AtomicU64,
+    /// Handshakes started (successful or not) before the deadline.
+    pub connect_attempts: AtomicU64,
+    /// Attempts that did not end in an open WebSocket (refused, failed, timed out).
+    pub connect_failures: AtomicU64,
+    /// Open connections that ended before the run did (server close, drop, timeout).
+    pub connections_lost: AtomicU64,
+    /// Pings sent and not answered when the run ended.
+    pub unanswered_at_end: AtomicU64,
+    /// Pings lost with a connection that ended while they were in flight.
+    pub unanswered_at_drop: AtomicU64,
+    /// Open loop: sends that were due but held back by the in-flight limit when the run ended.
+    pub unsent_at_end: AtomicU64,
+    /// Handshakes still in progress when the run ended.
+    pub handshake_pending_at_end: AtomicU64,
+    /// Push mode: messages without an integer `timestamp`, which give no push latency.
+    pub unstamped: AtomicU64,
+    /// Connect mode: time spent waiting for Close echoes that never came, in µs.
+    pub close_wait_unechoed_us: AtomicU64,
 }
 
 static NEXT_RECORDER: AtomicU64 = AtomicU64::new(0);
@@ -88,7 +109,14 @@ pub struct Recorder {
     threads: Mutex<Vec<Arc<Mutex<Shard>>>>,
     pub counters: Counters,
     errors: Mutex<BTreeMap<String, u64>>,
+    /// Why push mode could not estimate the server's clock offset (the first reason seen).
+    clock_offset_failure: Mutex<Option<String>>,
+    /// Received types unknown to the chosen profile, with counts (a bounded set).
+    foreign_types: Mutex<BTreeMap<String, u64>>,
 }
+
+/// Distinct foreign message types remembered; more are counted under one key.
+const FOREIGN_TYPES_KEPT: usize = 32;
 
 impl Default for Recorder {
     fn default() -> Recorder {
@@ -103,6 +131,8 @@ impl Recorder {
             threads: Mutex::default(),
             counters: Counters::default(),
             errors: Mutex::default(),
+            clock_offset_failure: Mutex::default(),
+            foreign_types: Mutex::default(),
         }
     }
 
@@ -143,6 +173,29 @@ impl Recorder {
 
     pub fn errors(&self) -> BTreeMap<String, u64> {
         self.errors.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn clock_offset_failed(&self, reason: String) {
+        self.clock_offset_failure.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(reason);
+    }
+
+    pub fn clock_offset_failure(&self) -> Option<String> {
+        self.clock_offset_failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Counts a received message whose `type` the chosen profile does not define.
+    pub fn foreign_type(&self, message_type: &str) {
+        let mut types = self.foreign_types.lock().unwrap_or_else(|p| p.into_inner());
+        let key = if types.len() < FOREIGN_TYPES_KEPT || types.contains_key(message_type) {
+            message_type
+        } else {
+            "(other types)"
+        };
+        *types.entry(key.to_string()).or_default() += 1;
+    }
+
+    pub fn foreign_types(&self) -> BTreeMap<String, u64> {
+        self.foreign_types.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn add(counter: &AtomicU64, n: u64) {

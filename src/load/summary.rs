@@ -37,6 +37,20 @@ impl Stats {
     }
 }
 
+/// The run's verdict, from the rules in the README's table ("Verdicts").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// It measured what it names, and nothing failed.
+    Passed,
+    /// It measured, and the server failed a rule (or measured nothing of its main kind).
+    Failed,
+    /// The numbers describe the generator, not the server.
+    Invalid,
+    /// No connection could be opened at all.
+    Unreachable,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadSummary {
     pub mode: &'static str,
@@ -48,18 +62,49 @@ pub struct LoadSummary {
     pub loop_kind: &'static str,
     pub in_flight: usize,
     pub validation: String,
+    /// The latency this mode measures, which bare `--assert` statistics use: corrected (open
+    /// loop), uncorrected (closed loop), push or connect.
+    pub main_latency: &'static str,
     pub sent: u64,
     pub received: u64,
-    /// Completed round trips (ping), received messages (push) or connects (connect) per second.
+    /// Completed round trips (ping), measured pushes (push) or connects (connect) per second.
     pub throughput_per_s: f64,
     pub connects: u64,
+    pub connect_attempts: u64,
+    /// Attempts that did not open (refused, failed, timed out).
+    pub connect_failures: u64,
+    /// Connections that ended before the run did.
+    pub connections_lost: u64,
     pub reconnects: u64,
+    /// Transport, protocol, handshake, timeout and close events by kind. Schema violations are
+    /// counted apart, in `schema_violations`.
     pub errors: BTreeMap<String, u64>,
     pub schema_violations: u64,
+    /// Received messages that were schema-checked.
+    pub schema_checked: u64,
+    /// Pings in flight when the run ended.
+    pub unanswered_at_end: u64,
+    /// Pings in flight on connections that ended.
+    pub unanswered_at_drop: u64,
+    /// Open loop: sends due but held back by the in-flight limit when the run ended.
+    pub unsent_at_end: u64,
+    /// Handshakes still in progress when the run ended.
+    pub handshake_pending_at_end: u64,
+    /// Push mode: received messages without an integer `timestamp` (no push latency).
+    pub unstamped: u64,
+    pub verdict: Verdict,
+    /// Why the run failed or could not measure (empty when it passed or is only invalid).
+    pub failures: Vec<String>,
     pub valid_run: bool,
     pub invalid_reasons: Vec<String>,
     /// Generator CPU use, as a fraction of its worker threads (Linux only).
     pub generator_cpu: Option<f64>,
+    /// Open loop: the pacing thread's CPU use, as a fraction of one core (Linux only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pacer_cpu: Option<f64>,
+    /// Set when the messages look like the other profile's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile_hint: Option<String>,
     pub notes: Vec<String>,
     pub latency_us: BTreeMap<&'static str, Stats>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -71,11 +116,9 @@ impl LoadSummary {
         self.errors.values().sum()
     }
 
-    /// The latency distribution assertions and headlines use by default.
+    /// The mode's main latency, when it has samples.
     pub fn primary(&self) -> Option<(&'static str, &Stats)> {
-        ["corrected", "uncorrected", "push", "connect"]
-            .into_iter()
-            .find_map(|name| self.latency_us.get(name).map(|stats| (name, stats)))
+        self.latency_us.get(self.main_latency).map(|stats| (self.main_latency, stats))
     }
 }
 
@@ -113,33 +156,59 @@ pub fn human(summary: &LoadSummary) -> String {
     );
     let unit = match summary.mode {
         "ping" => "round trips/s",
-        "push" => "messages/s",
+        "push" => "measured pushes/s",
         _ => "connects/s",
     };
     let _ = writeln!(
         out,
-        "  sent {}  received {}  {unit} {}  connects {}  reconnects {}  errors {}  schema violations {} (validation: {})",
+        "  sent {}  received {}  {unit} {}  connects {}/{}  lost {}  reconnects {}",
         thousands(summary.sent),
         thousands(summary.received),
         thousands(summary.throughput_per_s.round() as u64),
         thousands(summary.connects),
+        thousands(summary.connect_attempts),
+        thousands(summary.connections_lost),
         thousands(summary.reconnects),
+    );
+    let _ = writeln!(
+        out,
+        "  errors {}  schema violations {} of {} checked (validation: {})",
         thousands(summary.error_total()),
         thousands(summary.schema_violations),
+        thousands(summary.schema_checked),
         summary.validation
     );
     if !summary.errors.is_empty() {
         let list: Vec<String> = summary.errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         let _ = writeln!(out, "  errors by kind: {}", list.join(", "));
     }
+    let pending = [
+        ("unanswered at end", summary.unanswered_at_end),
+        ("unanswered at drop", summary.unanswered_at_drop),
+        ("unsent at end", summary.unsent_at_end),
+        ("handshakes pending at end", summary.handshake_pending_at_end),
+        ("without integer timestamp", summary.unstamped),
+    ];
+    let pending: Vec<String> =
+        pending.iter().filter(|(_, n)| *n > 0).map(|(k, n)| format!("{k}: {}", thousands(*n))).collect();
+    if !pending.is_empty() {
+        let _ = writeln!(out, "  not measured: {}", pending.join(", "));
+    }
     let _ = writeln!(
         out,
         "\n  {:<13} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
         "latency", "count", "rate/s", "min", "p50", "p90", "p99", "p99.9", "max"
     );
-    let mut rows: Vec<(&str, &Stats)> = summary.latency_us.iter().map(|(k, v)| (*k, v)).collect();
+    let mut rows: Vec<(String, &Stats)> = summary
+        .latency_us
+        .iter()
+        .map(|(k, v)| (if *k == summary.main_latency { format!("{k} *") } else { k.to_string() }, v))
+        .collect();
     if let Some(lag) = &summary.schedule_lag_us {
-        rows.push(("schedule lag", lag));
+        rows.push(("schedule lag".into(), lag));
+    }
+    if rows.is_empty() {
+        let _ = writeln!(out, "  (no latency samples)");
     }
     for (name, s) in rows {
         let _ = writeln!(
@@ -156,25 +225,51 @@ pub fn human(summary: &LoadSummary) -> String {
             micros(s.max)
         );
     }
+    let _ = writeln!(out, "  (* the main latency, which bare --assert statistics use)");
     for note in &summary.notes {
         let _ = writeln!(out, "  note: {note}");
     }
-    if let Some(cpu) = summary.generator_cpu {
-        let _ = writeln!(out, "  generator CPU: {:.0}% of its worker threads", cpu * 100.0);
+    if let Some(hint) = &summary.profile_hint {
+        let _ = writeln!(out, "  hint: {hint}");
     }
-    if summary.valid_run {
-        let _ = writeln!(out, "  run: valid");
-    } else {
-        let _ = writeln!(out, "  run: INVALID: {}", summary.invalid_reasons.join("; "));
+    match (summary.generator_cpu, summary.pacer_cpu) {
+        (Some(cpu), Some(pacer)) => {
+            let _ = writeln!(
+                out,
+                "  generator CPU: {:.0}% of its worker threads; pacing thread {:.0}% of a core",
+                cpu * 100.0,
+                pacer * 100.0
+            );
+        }
+        (Some(cpu), None) => {
+            let _ = writeln!(out, "  generator CPU: {:.0}% of its worker threads", cpu * 100.0);
+        }
+        _ => {}
     }
+    for failure in &summary.failures {
+        let _ = writeln!(out, "  FAILED: {failure}");
+    }
+    for reason in &summary.invalid_reasons {
+        let _ = writeln!(out, "  INVALID: {reason}");
+    }
+    let _ = writeln!(
+        out,
+        "  run: {}",
+        match summary.verdict {
+            Verdict::Passed => "passed (valid measurement)",
+            Verdict::Failed => "FAILED",
+            Verdict::Invalid => "INVALID (the numbers describe the generator, not the server)",
+            Verdict::Unreachable => "UNREACHABLE (no connection could be opened)",
+        }
+    );
     out
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sample() -> LoadSummary {
+    pub(crate) fn sample() -> LoadSummary {
         let stats = |base: u64| Stats {
             count: 1000,
             min: base,
@@ -194,16 +289,30 @@ mod tests {
             loop_kind: "open",
             in_flight: 1,
             validation: "all".into(),
+            main_latency: "corrected",
             sent: 1_000_010,
             received: 1_000_000,
             throughput_per_s: 100_000.4,
-            connects: 100,
+            connects: 102,
+            connect_attempts: 102,
+            connect_failures: 0,
+            connections_lost: 2,
             reconnects: 2,
             errors: [("closed_1008".to_string(), 2)].into_iter().collect(),
             schema_violations: 0,
+            schema_checked: 1_000_000,
+            unanswered_at_end: 100,
+            unanswered_at_drop: 2,
+            unsent_at_end: 0,
+            handshake_pending_at_end: 0,
+            unstamped: 0,
+            verdict: Verdict::Invalid,
+            failures: vec![],
             valid_run: false,
             invalid_reasons: vec!["sends fell behind schedule by 23% of the send interval on average".into()],
             generator_cpu: Some(0.5),
+            pacer_cpu: Some(0.12),
+            profile_hint: None,
             notes: vec!["the bundled server's rate limit is lifted".into()],
             latency_us: [("corrected", stats(120)), ("uncorrected", stats(100)), ("connect", stats(900))]
                 .into_iter()

@@ -8,10 +8,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
+use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::plan::{LoadPlan, Mode};
+use super::pacing::Schedule;
+use super::plan::{ClockOffset, LoadPlan, Mode};
 use super::recorder::{Metric, Recorder};
 use crate::profile::MessageSet;
 use crate::schema::Catalog;
@@ -29,6 +32,10 @@ const PUBLISH_EVERY: u64 = 64;
 const MAX_BATCH: usize = 256;
 /// Read buffer per connection: small, so ten thousand idle connections stay cheap.
 const READ_BUFFER: usize = 8 * 1024;
+/// Connect mode: how long a Close may wait for the server's echo before the next connect.
+/// RFC 6455 requires the echo; a server that never sends it is counted (`close_not_echoed`),
+/// and the wait is left out of the connect rate.
+pub const CLOSE_ECHO_WAIT: Duration = Duration::from_millis(250);
 
 pub struct Shared {
     pub plan: LoadPlan,
@@ -37,6 +44,9 @@ pub struct Shared {
     pub set: MessageSet,
     pub started: tokio::time::Instant,
     pub deadline: tokio::time::Instant,
+    /// Open loop: every connection's send schedule, and the wakers the pacing thread rings.
+    pub schedule: Option<Schedule>,
+    pub wakers: Vec<Arc<Notify>>,
 }
 
 /// Why a connection's loop ended.
@@ -45,6 +55,8 @@ enum End {
     Deadline,
     /// The connection failed; reconnect.
     Broken,
+    /// This server gives this mode nothing to measure (the reason is recorded); stop.
+    Unmeasurable,
 }
 
 /// Per-connection counters, published in batches to keep atomics off the hot path.
@@ -52,6 +64,7 @@ enum End {
 struct Tally {
     sent: u64,
     received: u64,
+    checked: u64,
     violations: u64,
     messages_seen: u64,
 }
@@ -61,6 +74,7 @@ impl Tally {
         let c = &recorder.counters;
         Recorder::add(&c.sent, std::mem::take(&mut self.sent));
         Recorder::add(&c.received, std::mem::take(&mut self.received));
+        Recorder::add(&c.checked, std::mem::take(&mut self.checked));
         Recorder::add(&c.schema_violations, std::mem::take(&mut self.violations));
     }
 }
@@ -72,11 +86,16 @@ pub async fn run_connection(shared: Arc<Shared>, index: usize) {
     if plan.mode == Mode::Connect {
         return connect_storm(&shared).await;
     }
+    let counters = &shared.recorder.counters;
     let mut options = ConnectOptions::new(plan.url.clone(), plan.connect_timeout);
     options.read_buffer_bytes = READ_BUFFER;
     let mut attempts = 0u32;
     let mut backoff = BACKOFF_START;
     let mut tally = Tally::default();
+    // Open loop: the next scheduled send. It survives reconnects, so sends that fell due while
+    // the connection was down are still made (late, and measured from when they were due).
+    let mut next_send = 0u64;
+    let mut ever_connected = false;
     let mut first = true;
     while tokio::time::Instant::now() < shared.deadline {
         if !first {
@@ -86,40 +105,57 @@ pub async fn run_connection(shared: Arc<Shared>, index: usize) {
                 return;
             }
             if tokio::time::timeout_at(shared.deadline, tokio::time::sleep(backoff)).await.is_err() {
-                return;
+                break;
             }
             backoff = (backoff * 2).min(BACKOFF_MAX);
-            Recorder::add(&shared.recorder.counters.reconnects, 1);
+            Recorder::add(&counters.reconnects, 1);
         }
         first = false;
         let started = Instant::now();
+        Recorder::add(&counters.connect_attempts, 1);
         let connected = tokio::time::timeout_at(shared.deadline, Session::connect(&options)).await;
         let session = match connected {
-            Err(_) => return,
+            Err(_) => {
+                Recorder::add(&counters.handshake_pending_at_end, 1);
+                break;
+            }
             Ok(Err(error)) => {
+                Recorder::add(&counters.connect_failures, 1);
                 shared.recorder.error(connect_error_kind(&error));
                 continue;
             }
             Ok(Ok(session)) => session,
         };
         shared.recorder.record(Metric::Connect, started.elapsed());
-        Recorder::add(&shared.recorder.counters.connects, 1);
+        Recorder::add(&counters.connects, 1);
         attempts = 0;
         backoff = BACKOFF_START;
+        if let (Some(schedule), false) = (shared.schedule, ever_connected) {
+            // The schedule runs from the first open: a slow first handshake is not server latency.
+            next_send = schedule.due_by(index, Instant::now());
+        }
+        ever_connected = true;
         let mut ws = session.into_stream();
-        Recorder::add(&shared.recorder.counters.connections_up, 1);
+        Recorder::add(&counters.connections_up, 1);
         let end = match plan.mode {
-            Mode::Ping => ping_loop(&shared, index, &mut ws, &mut tally).await,
+            Mode::Ping => ping_loop(&shared, index, &mut ws, &mut tally, &mut next_send).await,
             Mode::Push => push_loop(&shared, &mut ws, &mut tally).await,
             Mode::Connect => unreachable!("handled above"),
         };
-        shared.recorder.counters.connections_up.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        counters.connections_up.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         tally.publish(&shared.recorder);
-        if let End::Deadline = end {
-            // Leave politely; the server may be slow to answer, so do not wait long.
-            let _ = tokio::time::timeout(Duration::from_millis(200), ws.close(None)).await;
-            return;
+        match end {
+            End::Broken => Recorder::add(&counters.connections_lost, 1),
+            End::Deadline | End::Unmeasurable => {
+                // Leave politely; the server may be slow to answer, so do not wait long.
+                let _ = tokio::time::timeout(Duration::from_millis(200), ws.close(None)).await;
+                break;
+            }
         }
+    }
+    if let (Some(schedule), true) = (shared.schedule, ever_connected) {
+        let due = schedule.due_by(index, shared.deadline.into_std() - Duration::from_nanos(1));
+        Recorder::add(&counters.unsent_at_end, due.saturating_sub(next_send));
     }
 }
 
@@ -145,16 +181,23 @@ fn classify(shared: &Shared, tally: &mut Tally, text: &str) -> Option<Value> {
     if !shared.plan.validation.checks(n) {
         return None;
     }
+    tally.checked += 1;
     match serde_json::from_str::<Value>(text) {
         Ok(value) => {
-            if !shared.catalog.validate(shared.set, &value).is_valid() {
+            let verdict = shared.catalog.validate(shared.set, &value);
+            if !verdict.is_valid() {
                 tally.violations += 1;
+                if let Some(t) = verdict.message_type.as_deref() {
+                    if shared.catalog.message(shared.set, t).is_none() {
+                        shared.recorder.foreign_type(t);
+                    }
+                }
             }
             Some(value)
         }
+        // Not JSON at all: a schema violation like any other invalid message.
         Err(_) => {
             tally.violations += 1;
-            shared.recorder.error("unexpected_message_not_json");
             None
         }
     }
@@ -173,23 +216,55 @@ fn message_type<'a>(parsed: &'a Option<Value>, text: &'a str) -> Option<std::bor
     serde_json::from_str::<TypeOnly>(text).ok()?.message_type
 }
 
-fn ended(shared: &Shared, message: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>) -> End {
-    match message {
+/// Counts how a connection ended, naming the cause.
+fn ended(shared: &Shared, message: Option<Result<Message, WsError>>) -> End {
+    shared.recorder.error(match message {
         Some(Ok(Message::Close(frame))) => {
-            let code = frame.map_or_else(|| "none".to_string(), |f| u16::from(f.code).to_string());
-            shared.recorder.error(format!("closed_{code}"));
+            format!("closed_{}", frame.map_or_else(|| "without_code".to_string(), |f| u16::from(f.code).to_string()))
         }
-        Some(Err(_)) | None => shared.recorder.error("dropped"),
-        Some(Ok(_)) => shared.recorder.error("unexpected_message"),
-    }
+        Some(Err(error)) => drop_kind(&error).to_string(),
+        None => "dropped_without_close".to_string(),
+        Some(Ok(_)) => "unexpected_message".to_string(),
+    });
     End::Broken
 }
 
-/// Ping → Pong. Closed loop keeps K in flight; open loop sends on a schedule (like wrk2), still
-/// with at most K in flight, and measures from the intended send time as well as the actual one.
-async fn ping_loop(shared: &Shared, index: usize, ws: &mut Stream, tally: &mut Tally) -> End {
+/// The cause of a connection that ended without a Close frame, as an error kind.
+pub fn drop_kind(error: &WsError) -> &'static str {
+    match error {
+        WsError::Capacity(_) => "dropped_oversize_message",
+        WsError::Utf8(_) => "dropped_invalid_utf8",
+        WsError::Protocol(ProtocolError::MaskedFrameFromServer) => "dropped_masked_server_frame",
+        // The library cannot tell a TCP end between frames from one in the middle of a frame.
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => "dropped_without_close",
+        WsError::Protocol(ProtocolError::NonZeroReservedBits) => "dropped_reserved_bits_set",
+        WsError::Protocol(
+            ProtocolError::InvalidOpcode(_)
+            | ProtocolError::UnknownControlFrameType(_)
+            | ProtocolError::UnknownDataFrameType(_),
+        ) => "dropped_unknown_opcode",
+        WsError::Protocol(
+            ProtocolError::FragmentedControlFrame
+            | ProtocolError::ControlFrameTooBig
+            | ProtocolError::UnexpectedContinueFrame
+            | ProtocolError::ExpectedFragment(_),
+        ) => "dropped_bad_fragmentation",
+        WsError::Protocol(ProtocolError::InvalidCloseSequence) => "dropped_invalid_close_frame",
+        WsError::Protocol(_) => "dropped_protocol_error",
+        WsError::Io(e) if e.kind() == std::io::ErrorKind::ConnectionReset => "dropped_reset",
+        WsError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => "dropped_mid_frame",
+        WsError::Io(_) => "dropped_io_error",
+        WsError::ConnectionClosed | WsError::AlreadyClosed => "dropped_after_close",
+        _ => "dropped_other",
+    }
+}
+
+/// Ping → Pong. Closed loop keeps K in flight; open loop sends on the schedule the pacing
+/// thread keeps (like wrk2), still with at most K in flight, and measures from the intended
+/// send time as well as the actual one.
+async fn ping_loop(shared: &Shared, index: usize, ws: &mut Stream, tally: &mut Tally, next_send: &mut u64) -> End {
     let plan = &shared.plan;
-    let interval = plan.send_interval();
+    let counters = &shared.recorder.counters;
     let k = plan.in_flight;
     // (intended, actual) send times, oldest first: Pongs carry no id, and come back in order.
     let mut outstanding: VecDeque<(Instant, Instant)> = VecDeque::with_capacity(k);
@@ -197,47 +272,30 @@ async fn ping_loop(shared: &Shared, index: usize, ws: &mut Stream, tally: &mut T
     tokio::pin!(stop);
     let watchdog = tokio::time::sleep(plan.reply_timeout);
     tokio::pin!(watchdog);
-    // Connections start evenly spread over one interval, so the total rate is smooth.
-    let phase = interval.map_or(Duration::ZERO, |iv| iv.mul_f64(index as f64 / plan.connections as f64));
-    let mut next_due = tokio::time::Instant::now() + phase;
-    let pacer = tokio::time::sleep_until(next_due);
-    tokio::pin!(pacer);
-    loop {
-        if interval.is_none() && outstanding.len() < k {
-            while outstanding.len() < k {
-                if ws.feed(Message::text(ping_text())).await.is_err() {
+    let waker = shared.wakers.get(index).cloned().unwrap_or_default();
+    let end = loop {
+        if outstanding.len() < k {
+            let was_idle = outstanding.is_empty();
+            let sent = match shared.schedule {
+                None => fill(ws, &mut outstanding, k, None).await,
+                Some(schedule) => fill(ws, &mut outstanding, k, Some((schedule, index, &mut *next_send, shared))).await,
+            };
+            match sent {
+                Err(()) => {
                     shared.recorder.error("send_failed");
-                    return End::Broken;
+                    break End::Broken;
                 }
-                let now = Instant::now();
-                outstanding.push_back((now, now));
-                tally.sent += 1;
+                Ok(n) => tally.sent += n,
             }
-            if ws.flush().await.is_err() {
-                shared.recorder.error("send_failed");
-                return End::Broken;
+            if was_idle && !outstanding.is_empty() {
+                watchdog.as_mut().reset(tokio::time::Instant::now() + plan.reply_timeout);
             }
-            watchdog.as_mut().reset(tokio::time::Instant::now() + plan.reply_timeout);
         }
         tokio::select! {
             biased;
-            _ = &mut stop => return End::Deadline,
-            _ = &mut pacer, if interval.is_some() && outstanding.len() < k => {
-                let intended = next_due.into_std();
-                let now = Instant::now();
-                shared.recorder.record(Metric::Lag, now.saturating_duration_since(intended));
-                if outstanding.is_empty() {
-                    watchdog.as_mut().reset(tokio::time::Instant::now() + plan.reply_timeout);
-                }
-                if ws.send(Message::text(ping_text())).await.is_err() {
-                    shared.recorder.error("send_failed");
-                    return End::Broken;
-                }
-                outstanding.push_back((intended, now));
-                tally.sent += 1;
-                next_due += interval.unwrap_or_default();
-                pacer.as_mut().reset(next_due);
-            }
+            _ = &mut stop => break End::Deadline,
+            // The pacing thread rings when a send falls due; the fill above makes it.
+            _ = waker.notified(), if shared.schedule.is_some() => {}
             message = ws.next() => {
                 // Drain whatever else has already arrived before refilling and flushing once:
                 // one write per batch instead of one per Pong.
@@ -255,12 +313,15 @@ async fn ping_loop(shared: &Shared, index: usize, ws: &mut Stream, tally: &mut T
                             false
                         }
                         Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => false,
-                        other => return ended(shared, other),
+                        other => {
+                            Recorder::add(&counters.unanswered_at_drop, outstanding.len() as u64);
+                            return ended(shared, other);
+                        }
                     };
                     if pong {
                         let now = Instant::now();
                         match outstanding.pop_front() {
-                            Some((intended, actual)) if interval.is_some() => shared.recorder.record_pair(
+                            Some((intended, actual)) if shared.schedule.is_some() => shared.recorder.record_pair(
                                 (Metric::Corrected, now - intended),
                                 (Metric::Uncorrected, now - actual),
                             ),
@@ -280,34 +341,111 @@ async fn ping_loop(shared: &Shared, index: usize, ws: &mut Stream, tally: &mut T
             }
             _ = &mut watchdog, if !outstanding.is_empty() => {
                 shared.recorder.error("timeout");
-                return End::Broken;
+                break End::Broken;
+            }
+        }
+    };
+    let pending = &match end {
+        End::Deadline => &counters.unanswered_at_end,
+        _ => &counters.unanswered_at_drop,
+    };
+    Recorder::add(pending, outstanding.len() as u64);
+    end
+}
+
+/// Sends Pings up to `k` in flight with one flush: every free slot in closed loop; in open
+/// loop only the sends that are due, each recorded with its schedule lag. Returns how many.
+async fn fill(
+    ws: &mut Stream,
+    outstanding: &mut VecDeque<(Instant, Instant)>,
+    k: usize,
+    open: Option<(Schedule, usize, &mut u64, &Shared)>,
+) -> Result<u64, ()> {
+    let mut sent = 0;
+    match open {
+        None => {
+            while outstanding.len() < k {
+                ws.feed(Message::text(ping_text())).await.map_err(drop)?;
+                let now = Instant::now();
+                outstanding.push_back((now, now));
+                sent += 1;
+            }
+        }
+        Some((schedule, index, next_send, shared)) => {
+            let due = schedule.due_by(index, Instant::now());
+            while *next_send < due && outstanding.len() < k {
+                let intended = schedule.due(index, *next_send);
+                let now = Instant::now();
+                shared.recorder.record(Metric::Lag, now.saturating_duration_since(intended));
+                ws.feed(Message::text(ping_text())).await.map_err(drop)?;
+                outstanding.push_back((intended, now));
+                *next_send += 1;
+                sent += 1;
             }
         }
     }
+    if sent > 0 {
+        ws.flush().await.map_err(drop)?;
+    }
+    Ok(sent)
 }
 
 fn epoch_micros() -> i128 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i128).unwrap_or(0)
 }
 
+/// Why the clock offset could not be estimated.
+enum OffsetFailure {
+    /// The connection ended.
+    Ended(End),
+    /// The server's Pongs cannot give it; the reason says why.
+    Unusable(String),
+}
+
 /// Estimates (server clock − local clock) in µs from Ping/Pong: the sample with the smallest
 /// round trip bounds the error by half that round trip (plus the 1 ms timestamp resolution).
-async fn clock_offset(shared: &Shared, ws: &mut Stream, tally: &mut Tally) -> Option<i128> {
+async fn estimate_clock_offset(shared: &Shared, ws: &mut Stream, tally: &mut Tally) -> Result<i128, OffsetFailure> {
     let mut best: Option<(i128, i128)> = None;
     for _ in 0..5 {
         let sent = epoch_micros();
-        ws.send(Message::text(ping_text())).await.ok()?;
+        if ws.send(Message::text(ping_text())).await.is_err() {
+            shared.recorder.error("send_failed");
+            return Err(OffsetFailure::Ended(End::Broken));
+        }
         tally.sent += 1;
         let deadline = tokio::time::Instant::now() + shared.plan.reply_timeout;
         loop {
-            let message = tokio::time::timeout_at(deadline, ws.next()).await.ok()??.ok()?;
-            let Message::Text(text) = message else { continue };
-            let value: Value = serde_json::from_str(&text).ok()?;
-            if value.get("type").and_then(Value::as_str) != Some("Pong") {
+            let text = match tokio::time::timeout_at(deadline.min(shared.deadline), ws.next()).await {
+                Err(_) if tokio::time::Instant::now() >= shared.deadline => {
+                    return Err(OffsetFailure::Ended(End::Deadline))
+                }
+                Err(_) => {
+                    return Err(OffsetFailure::Unusable(format!(
+                        "no Pong arrived within {:?} of a Ping",
+                        shared.plan.reply_timeout
+                    )))
+                }
+                Ok(Some(Ok(Message::Text(text)))) => text,
+                Ok(Some(Ok(Message::Binary(_)))) => {
+                    tally.received += 1;
+                    shared.recorder.error("unexpected_message_binary");
+                    continue;
+                }
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)))) => continue,
+                Ok(other) => return Err(OffsetFailure::Ended(ended(shared, other))),
+            };
+            let received = epoch_micros();
+            let value = classify(shared, tally, &text).or_else(|| serde_json::from_str(&text).ok());
+            if value.as_ref().and_then(|v| v.get("type")).and_then(Value::as_str) != Some("Pong") {
                 continue;
             }
-            let received = epoch_micros();
-            let server_ms = value.pointer("/data/timestamp").or_else(|| value.get("timestamp"))?.as_i64()?;
+            let stamp = value.as_ref().and_then(|v| v.pointer("/data/timestamp").or_else(|| v.get("timestamp")));
+            let Some(server_ms) = stamp.and_then(Value::as_i64) else {
+                return Err(OffsetFailure::Unusable(format!(
+                    "the server's Pong has no integer millisecond timestamp at /data/timestamp or /timestamp: {}",
+                    clip(&text)
+                )));
+            };
             let rtt = received - sent;
             let offset = i128::from(server_ms) * 1000 - (sent + rtt / 2);
             if best.is_none_or(|(best_rtt, _)| rtt < best_rtt) {
@@ -316,16 +454,32 @@ async fn clock_offset(shared: &Shared, ws: &mut Stream, tally: &mut Tally) -> Op
             break;
         }
     }
-    best.map(|(_, offset)| offset)
+    best.map(|(_, offset)| offset).ok_or_else(|| OffsetFailure::Unusable("no Pong could be timed".into()))
+}
+
+fn clip(text: &str) -> String {
+    let mut end = text.len().min(120);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    if end < text.len() {
+        format!("{}…", &text[..end])
+    } else {
+        text.to_string()
+    }
 }
 
 async fn push_loop(shared: &Shared, ws: &mut Stream, tally: &mut Tally) -> End {
-    let offset = match clock_offset(shared, ws, tally).await {
-        Some(offset) => offset,
-        None => {
-            shared.recorder.error("clock_offset_unavailable");
-            return End::Broken;
-        }
+    let offset = match shared.plan.clock_offset {
+        ClockOffset::Fixed(ms) => i128::from(ms) * 1000,
+        ClockOffset::Estimate => match estimate_clock_offset(shared, ws, tally).await {
+            Ok(offset) => offset,
+            Err(OffsetFailure::Ended(end)) => return end,
+            Err(OffsetFailure::Unusable(reason)) => {
+                shared.recorder.clock_offset_failed(reason);
+                return End::Unmeasurable;
+            }
+        },
     };
     let stop = tokio::time::sleep_until(shared.deadline);
     tokio::pin!(stop);
@@ -347,9 +501,12 @@ async fn push_loop(shared: &Shared, ws: &mut Stream, tally: &mut Tally) -> End {
                 let received = epoch_micros();
                 let parsed = classify(shared, tally, &text).or_else(|| serde_json::from_str(&text).ok());
                 let stamp = parsed.as_ref().and_then(|v| v.get("timestamp")).and_then(Value::as_i64);
-                if let Some(server_ms) = stamp {
-                    let latency = received - (i128::from(server_ms) * 1000 - offset);
-                    shared.recorder.record(Metric::Push, Duration::from_micros(latency.max(0) as u64));
+                match stamp {
+                    Some(server_ms) => {
+                        let latency = received - (i128::from(server_ms) * 1000 - offset);
+                        shared.recorder.record(Metric::Push, Duration::from_micros(latency.max(0) as u64));
+                    }
+                    None => Recorder::add(&shared.recorder.counters.unstamped, 1),
                 }
                 if tally.received % PUBLISH_EVERY == 0 {
                     tally.publish(&shared.recorder);
@@ -361,33 +518,59 @@ async fn push_loop(shared: &Shared, ws: &mut Stream, tally: &mut Tally) -> End {
 
 /// Open, measure the handshake, close cleanly, repeat.
 async fn connect_storm(shared: &Shared) {
+    let counters = &shared.recorder.counters;
     let mut options = ConnectOptions::new(shared.plan.url.clone(), shared.plan.connect_timeout);
     options.read_buffer_bytes = READ_BUFFER;
     while tokio::time::Instant::now() < shared.deadline {
         let started = Instant::now();
+        Recorder::add(&counters.connect_attempts, 1);
         match tokio::time::timeout_at(shared.deadline, Session::connect(&options)).await {
-            Err(_) => return,
+            Err(_) => {
+                Recorder::add(&counters.handshake_pending_at_end, 1);
+                return;
+            }
             Ok(Err(error)) => {
+                Recorder::add(&counters.connect_failures, 1);
                 shared.recorder.error(connect_error_kind(&error));
                 // A refused connect returns at once; do not spin on it.
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
             Ok(Ok(session)) => {
                 shared.recorder.record(Metric::Connect, started.elapsed());
-                Recorder::add(&shared.recorder.counters.connects, 1);
+                Recorder::add(&counters.connects, 1);
                 let mut ws = session.into_stream();
                 // Closing first lets the server hold TIME_WAIT, so ephemeral ports last.
-                let _ = tokio::time::timeout(Duration::from_secs(1), async {
-                    ws.close(None).await.ok()?;
-                    while let Some(Ok(message)) = ws.next().await {
-                        if message.is_close() {
-                            break;
-                        }
-                    }
-                    Some(())
-                })
-                .await;
+                close_and_await_echo(shared, &mut ws).await;
             }
+        }
+    }
+}
+
+/// Sends a Close and waits up to [`CLOSE_ECHO_WAIT`] for the echo, counting what the server did.
+async fn close_and_await_echo(shared: &Shared, ws: &mut Stream) {
+    let waiting = Instant::now();
+    if ws.close(None).await.is_err() {
+        shared.recorder.error("close_failed");
+        return;
+    }
+    let echo = tokio::time::timeout(CLOSE_ECHO_WAIT, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(_))) => return Ok(()),
+                Some(Ok(_)) => continue,
+                Some(Err(WsError::ConnectionClosed)) => return Ok(()),
+                Some(Err(error)) => return Err(drop_kind(&error)),
+                None => return Err("dropped_without_close"),
+            }
+        }
+    })
+    .await;
+    match echo {
+        Ok(Ok(())) => {}
+        Ok(Err(kind)) => shared.recorder.error(format!("close_not_echoed_{kind}")),
+        Err(_) => {
+            shared.recorder.error("close_not_echoed");
+            Recorder::add(&shared.recorder.counters.close_wait_unechoed_us, waiting.elapsed().as_micros() as u64);
         }
     }
 }

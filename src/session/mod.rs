@@ -19,6 +19,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub use transcript::{Direction, Transcript, TranscriptEntry};
 
+use crate::profile_hint::TypeTally;
+
 /// How to open a connection.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
@@ -103,6 +105,9 @@ pub enum Event {
 
 type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// Outgoing bytes gathered before a write.
+const WRITE_BUFFER: usize = 128 * 1024;
+
 pub struct Session {
     ws: Stream,
     started: Instant,
@@ -110,6 +115,8 @@ pub struct Session {
     ended: bool,
     /// How the connection ended, for reports.
     end_reason: Option<String>,
+    /// Received messages by type, for the wrong-profile hint.
+    received_types: TypeTally,
     /// Subprotocol the server selected, if any.
     pub subprotocol: Option<String>,
     pub handshake_duration: Duration,
@@ -133,7 +140,10 @@ impl Session {
         let config = WebSocketConfig::default()
             .read_buffer_size(options.read_buffer_bytes)
             .max_message_size(Some(options.max_message_bytes))
-            .max_frame_size(Some(options.max_message_bytes));
+            .max_frame_size(Some(options.max_message_bytes))
+            .write_buffer_size(WRITE_BUFFER)
+            // A server that stops reading makes sends fail instead of making the client grow.
+            .max_write_buffer_size(WRITE_BUFFER + options.max_message_bytes);
         let started = Instant::now();
         let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
         let (ws, response) = match tokio::time::timeout(options.timeout, connecting).await {
@@ -159,6 +169,7 @@ impl Session {
             transcript: Transcript::default(),
             ended: false,
             end_reason: None,
+            received_types: TypeTally::default(),
             subprotocol,
             handshake_duration: started.elapsed(),
         })
@@ -197,14 +208,30 @@ impl Session {
         self.send(Message::binary(bytes.to_vec()), timeout).await
     }
 
+    /// A send on a connection that has ended fails at once: the library would otherwise keep
+    /// buffering frames it can never write, and a loop of sends would grow without bound.
     async fn send(&mut self, message: Message, timeout: Duration) -> Result<(), String> {
+        if self.ended {
+            return Err(format!(
+                "cannot send: the connection had already ended ({})",
+                self.end_reason.as_deref().unwrap_or("closed")
+            ));
+        }
         match tokio::time::timeout(timeout, self.ws.send(message)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => {
                 self.ended = true;
+                self.end_reason.get_or_insert_with(|| format!("a send failed: {error}"));
                 Err(format!("send failed: {error}"))
             }
-            Err(_) => Err(format!("send did not complete within {timeout:?}")),
+            Err(_) => {
+                // The server stopped reading; anything sent after this would only pile up.
+                self.ended = true;
+                self.end_reason.get_or_insert_with(|| {
+                    format!("the server stopped reading: a send did not complete within {timeout:?}")
+                });
+                Err(format!("send did not complete within {timeout:?}"))
+            }
         }
     }
 
@@ -236,7 +263,10 @@ impl Session {
                 Some(Err(error)) => Event::Dropped(error.to_string()),
             };
             match &event {
-                Event::Text(text) => self.transcript.record(at, Direction::Received, "text", text),
+                Event::Text(text) => {
+                    self.received_types.note_text(text);
+                    self.transcript.record(at, Direction::Received, "text", text)
+                }
                 Event::Binary(bytes) => {
                     self.transcript.record(at, Direction::Received, "binary", &format!("{} bytes", bytes.len()))
                 }
@@ -283,6 +313,11 @@ impl Session {
 
     pub fn into_transcript(self) -> Transcript {
         self.transcript
+    }
+
+    /// Received messages by type, so far.
+    pub fn received_types(&self) -> &TypeTally {
+        &self.received_types
     }
 
     /// The bare WebSocket, for the load generator's hot loops, which keep no transcript.
