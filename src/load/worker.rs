@@ -18,7 +18,7 @@ use super::plan::{ClockOffset, LoadPlan, Mode};
 use super::recorder::{Metric, Recorder};
 use crate::profile::MessageSet;
 use crate::schema::Catalog;
-use crate::session::{ConnectError, ConnectOptions, Session};
+use crate::session::{clip, ConnectError, ConnectOptions, Session};
 
 type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -455,18 +455,6 @@ async fn estimate_clock_offset(shared: &Shared, ws: &mut Stream, tally: &mut Tal
         }
     }
     best.map(|(_, offset)| offset).ok_or_else(|| OffsetFailure::Unusable("no Pong could be timed".into()))
-}
-
-fn clip(text: &str) -> String {
-    let mut end = text.len().min(120);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    if end < text.len() {
-        format!("{}…", &text[..end])
-    } else {
-        text.to_string()
-    }
 }
 
 async fn push_loop(shared: &Shared, ws: &mut Stream, tally: &mut Tally) -> End {

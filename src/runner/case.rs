@@ -546,17 +546,7 @@ fn message_type(text: &str) -> Option<String> {
     serde_json::from_str::<Value>(text).ok()?.get("type")?.as_str().map(str::to_string)
 }
 
-fn clip(text: &str) -> String {
-    let mut end = text.len().min(120);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    if end < text.len() {
-        format!("{}…", &text[..end])
-    } else {
-        text.to_string()
-    }
-}
+use crate::session::clip;
 
 fn describe_text(text: &str) -> String {
     match message_type(text) {

@@ -59,6 +59,19 @@ impl ConnectOptions {
     }
 }
 
+/// The first 120 bytes of a frame's text (on a character boundary), for one-line messages.
+pub fn clip(text: &str) -> String {
+    let mut end = text.len().min(120);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    if end < text.len() {
+        format!("{}…", &text[..end])
+    } else {
+        text.to_string()
+    }
+}
+
 fn encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {

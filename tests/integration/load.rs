@@ -207,6 +207,126 @@ fn closed_connections_are_counted_and_reconnected_with_backoff() {
     assert!(summary.reconnects <= 4, "{summary:#?}");
 }
 
+/// Hostile and imperfect servers: the run says what it could not measure, and is never green.
+mod verdicts {
+    use super::*;
+    use crate::hostile;
+
+    fn short(url: &str, mode: Mode) -> LoadPlan {
+        let mut plan = plan(url, mode, 2, Duration::from_millis(1200));
+        plan.reply_timeout = Duration::from_millis(400);
+        plan.connect_timeout = Duration::from_millis(500);
+        plan
+    }
+
+    #[test]
+    fn every_failed_handshake_is_unreachable_with_the_cause_named() {
+        for (reply, kind) in [
+            (hostile::HTTP_500, "handshake_rejected_500"),
+            (hostile::HTTP_404, "handshake_rejected_404"),
+            (hostile::GARBAGE, "handshake_failed"),
+            (hostile::WRONG_ACCEPT, "handshake_failed"),
+        ] {
+            let summary = run(short(&hostile::tcp_reply(reply), Mode::Ping), None);
+            assert_eq!(summary.verdict, Verdict::Unreachable, "{kind}: {summary:#?}");
+            assert_eq!(summary.connects, 0);
+            assert!(summary.connect_failures > 0 && summary.errors.contains_key(kind), "{kind}: {:?}", summary.errors);
+            assert!(summary.failures[0].contains("no WebSocket connection could be opened"), "{:?}", summary.failures);
+        }
+    }
+
+    #[test]
+    fn connections_that_all_drop_fail_the_run() {
+        let summary = run(short(&hostile::drops_after_handshake(), Mode::Ping), None);
+        assert_eq!(summary.verdict, Verdict::Failed, "{summary:#?}");
+        assert!(summary.connections_lost >= 2, "{summary:#?}");
+        assert!(summary.failures.iter().any(|f| f.contains("no round trip completed")), "{:?}", summary.failures);
+        assert!(summary.failures.iter().any(|f| f.contains("lost before the end")), "{:?}", summary.failures);
+        assert!(summary.errors.keys().any(|k| k.starts_with("dropped_")), "{:?}", summary.errors);
+    }
+
+    #[test]
+    fn a_server_that_never_answers_fails_and_counts_what_is_still_pending() {
+        let url = hostile::silent_after_handshake();
+        // Replies are due within the reply timeout: each connection times out and is replaced.
+        let summary = run(short(&url, Mode::Ping), None);
+        assert_eq!(summary.verdict, Verdict::Failed, "{summary:#?}");
+        assert!(summary.errors.get("timeout").copied().unwrap_or(0) >= 2, "{:?}", summary.errors);
+        assert!(summary.unanswered_at_drop >= 2, "{summary:#?}");
+        // With a reply timeout past the end, every Ping is still in flight when the run ends.
+        let mut plan = short(&url, Mode::Ping);
+        plan.in_flight = 3;
+        plan.reply_timeout = Duration::from_secs(10);
+        let summary = run(plan, None);
+        assert_eq!(summary.unanswered_at_end, 6, "{summary:#?}");
+        assert_eq!(summary.verdict, Verdict::Failed);
+        assert!(summary.failures[0].contains("6 Ping(s) sent, none answered"), "{:?}", summary.failures);
+        // `errors==0` holds (nothing broke), yet the run is not green; and p99 has nothing to stand on.
+        let errors = "errors==0".parse::<wsprobe::load::assertion::Assertion>().unwrap().check(&summary);
+        assert!(errors.passed, "{errors}");
+        let p99 = "p99<5ms".parse::<wsprobe::load::assertion::Assertion>().unwrap().check(&summary);
+        assert!(!p99.passed && p99.to_string().contains("no uncorrected latency samples"), "{p99}");
+        assert!(summary.latency_us.contains_key("connect"), "connect latency exists and is not used instead");
+    }
+
+    #[test]
+    fn push_mode_says_why_a_flat_pong_gives_no_clock_offset() {
+        let mut config = quiet_unlimited();
+        config.tick = Duration::from_millis(50);
+        config.faults = vec![Fault::MalformedPong];
+        let server = server(config);
+        let summary = run(short(server.url(), Mode::Push), None);
+        assert_eq!(summary.verdict, Verdict::Failed, "{summary:#?}");
+        assert!(!summary.latency_us.contains_key("push"));
+        let failure = &summary.failures[0];
+        assert!(
+            failure.contains("no integer millisecond timestamp") && failure.contains("--clock-offset 0"),
+            "{failure}"
+        );
+        assert_eq!(summary.reconnects, 0, "nothing to measure is not a reason to reconnect");
+        // The explicit fallback for a server on this machine measures.
+        let mut plan = short(server.url(), Mode::Push);
+        plan.clock_offset = ClockOffset::Fixed(0);
+        let summary = run(plan, None);
+        assert!(summary.latency_us["push"].count > 10, "{summary:#?}");
+        assert!(summary.notes.iter().any(|n| n.contains("fixed at 0 ms")), "{:?}", summary.notes);
+    }
+
+    #[test]
+    fn connect_mode_leaves_unechoed_close_waits_out_of_the_rate() {
+        let summary = run(short(&hostile::never_echoes_close(), Mode::Connect), None);
+        let unechoed = summary.errors.get("close_not_echoed").copied().unwrap_or(0);
+        assert!(unechoed >= 2 && unechoed + 2 >= summary.connects, "{summary:#?}");
+        // Every cycle waited for an echo; the rate counts only the time spent connecting.
+        let naive = summary.connects as f64 / summary.duration_s;
+        assert!(summary.throughput_per_s > 5.0 * naive, "{} vs {naive}: {summary:#?}", summary.throughput_per_s);
+        assert!(summary.notes.iter().any(|n| n.contains("not echoed")), "{:?}", summary.notes);
+    }
+
+    #[test]
+    fn the_ai_endpoint_under_the_core_profile_gets_a_hint() {
+        let url = hostile::answers_everything_with(
+            r#"{"type":"connection","message":"hi","timestamp":"2025-10-10T10:30:00+00:00"}"#,
+        );
+        let summary = run(short(&url, Mode::Ping), None);
+        let hint = summary.profile_hint.as_deref().unwrap_or_default();
+        assert!(hint.contains("pass --profile ai"), "{summary:#?}");
+    }
+
+    #[test]
+    fn open_loop_pacing_is_precise_well_below_the_timer_wheel() {
+        let server = server(quiet_unlimited());
+        let mut plan = plan(server.url(), Mode::Ping, 5, Duration::from_millis(1500));
+        plan.rate = Some(1000.0);
+        let summary = run(plan, None);
+        let lag = summary.schedule_lag_us.expect("open loop records schedule lag");
+        // tokio's timer wheel alone gives about 1 ms at the median; the pacing thread, tens of µs.
+        assert!(lag.p50 < 500, "{lag:?}");
+        assert!(summary.valid_run, "{summary:#?}");
+        assert!(summary.pacer_cpu.is_some() || !cfg!(target_os = "linux"));
+    }
+}
+
 mod cli {
     use std::process::Command;
 
@@ -253,6 +373,29 @@ mod cli {
         let (code, _, stderr) = wsprobe(&["load", "--mode", "push", "--rate", "10"]);
         assert_eq!(code, 2);
         assert!(stderr.contains("--mode ping only"), "{stderr}");
+    }
+
+    #[test]
+    fn bad_urls_are_usage_errors_naming_the_part() {
+        for (url, phrase) in [
+            ("ws://127.0.0.1:99999/ws", "port 99999 is out of range"),
+            ("ws:///ws", "has no host"),
+            ("http://127.0.0.1:8080/ws", "not a WebSocket scheme"),
+        ] {
+            for command in ["load", "run"] {
+                let (code, _, stderr) = wsprobe(&[command, "--url", url]);
+                assert_eq!(code, 2, "{command} {url}: {stderr}");
+                assert!(stderr.contains(phrase), "{command} {url}: {stderr}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_server_that_refuses_every_handshake_exits_3() {
+        let url = crate::hostile::tcp_reply(crate::hostile::HTTP_500);
+        let (code, stdout, stderr) = wsprobe(&["load", "--url", &url, "--duration", "1s", "--assert", "errors==0"]);
+        assert_eq!(code, 3, "{stdout}{stderr}");
+        assert!(stdout.contains("UNREACHABLE") && stdout.contains("handshake_rejected_500"), "{stdout}");
     }
 
     #[test]

@@ -180,28 +180,9 @@ cases:
     assert!(out.stdout.contains("expected \"nobody\""), "{}", out.stdout);
 }
 
-/// A TCP server that answers every connection with `reply` and then holds it open, reading.
-fn hostile_tcp_server(reply: &'static [u8]) -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                use std::io::{Read, Write};
-                let mut stream = stream;
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-                let _ = stream.write_all(reply);
-                let mut sink = [0u8; 1024];
-                while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
-            });
-        }
-    });
-    url
-}
-
 #[tokio::test]
 async fn a_server_that_never_answers_the_handshake_is_unreachable_not_a_hang() {
-    let url = hostile_tcp_server(b"");
+    let url = crate::hostile::tcp_reply(b"");
     let out = wsprobe(args(&["run", "--url", &url, "--timeout-scale", "0.2"])).await;
     assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
     assert!(out.stderr.contains("no handshake response"), "{}", out.stderr);
@@ -209,7 +190,7 @@ async fn a_server_that_never_answers_the_handshake_is_unreachable_not_a_hang() {
 
 #[tokio::test]
 async fn a_server_that_answers_with_garbage_fails_every_case_without_crashing() {
-    let url = hostile_tcp_server(b"\x00\xffHTTP/9.9 garbage\r\n\r\n\x01\x02");
+    let url = crate::hostile::tcp_reply(b"\x00\xffHTTP/9.9 garbage\r\n\r\n\x01\x02");
     let out = wsprobe(args(&["run", "--url", &url, "--filter", "handshake.*,heartbeat.*", "--format", "json"])).await;
     assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
     let report: Value = serde_json::from_str(&out.stdout).unwrap();

@@ -1,0 +1,114 @@
+//! Deliberately broken peers on 127.0.0.1:0, each broken in exactly one way, for the verdict
+//! tests of `run` and `load`. Each runs on plain threads, so sync and async tests can share
+//! them, and every socket read has a timeout, so none outlives its test for long.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+use tokio_tungstenite::tungstenite::{self, Message};
+
+/// How long a hostile server holds a connection at most.
+const HOLD: Duration = Duration::from_secs(30);
+
+fn listen() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+    (listener, url)
+}
+
+/// Serves each connection on its own thread with `handle`.
+fn serve(handle: fn(TcpStream)) -> String {
+    let (listener, url) = listen();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let _ = stream.set_read_timeout(Some(HOLD));
+            std::thread::spawn(move || handle(stream));
+        }
+    });
+    url
+}
+
+/// Answers every connection with `reply` and then holds it open, reading.
+pub fn tcp_reply(reply: &'static [u8]) -> String {
+    let (listener, url) = listen();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let _ = stream.set_read_timeout(Some(HOLD));
+                let _ = stream.write_all(reply);
+                let mut sink = [0u8; 1024];
+                while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
+            });
+        }
+    });
+    url
+}
+
+pub const HTTP_500: &[u8] = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n";
+pub const HTTP_404: &[u8] = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+pub const GARBAGE: &[u8] = b"\x00\xffHTTP/9.9 garbage\r\n\r\n\x01\x02";
+/// A 101 whose Sec-WebSocket-Accept does not match any key the client sent.
+pub const WRONG_ACCEPT: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n";
+
+fn handshake(stream: TcpStream) -> Option<tungstenite::WebSocket<TcpStream>> {
+    tungstenite::accept(stream).ok()
+}
+
+/// Completes the WebSocket handshake, then drops the TCP connection at once.
+pub fn drops_after_handshake() -> String {
+    serve(|stream| drop(handshake(stream)))
+}
+
+/// Completes the handshake, then reads everything and answers nothing.
+pub fn silent_after_handshake() -> String {
+    serve(|stream| {
+        let Some(ws) = handshake(stream) else { return };
+        let mut raw = ws.into_inner();
+        let mut sink = [0u8; 4096];
+        while matches!(raw.read(&mut sink), Ok(n) if n > 0) {}
+    })
+}
+
+/// Answers each text Ping with a Pong, but never echoes a Close: after one arrives it holds
+/// the connection without a word until the client goes away.
+pub fn never_echoes_close() -> String {
+    serve(|stream| {
+        let Some(mut ws) = handshake(stream) else { return };
+        loop {
+            match ws.read() {
+                Ok(Message::Text(text)) if text.contains("Ping") => {
+                    let _ = ws.send(Message::text(r#"{"type":"Pong","data":{"timestamp":1},"timestamp":1}"#));
+                }
+                Ok(Message::Close(_)) => break,
+                Ok(_) => continue,
+                Err(_) => return,
+            }
+        }
+        // The library queued the echo; it goes out only on the next read or write, which never comes.
+        let mut raw = ws.into_inner();
+        let mut sink = [0u8; 4096];
+        while matches!(raw.read(&mut sink), Ok(n) if n > 0) {}
+    })
+}
+
+/// Answers each text message with one JSON text of `reply` (a fixed wrong-profile server).
+pub fn answers_everything_with(reply: &'static str) -> String {
+    let (listener, url) = listen();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let _ = stream.set_read_timeout(Some(HOLD));
+            std::thread::spawn(move || {
+                let Some(mut ws) = handshake(stream) else { return };
+                let _ = ws.send(Message::text(reply));
+                while let Ok(message) = ws.read() {
+                    if message.is_text() && ws.send(Message::text(reply)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    url
+}
