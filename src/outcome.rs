@@ -73,6 +73,8 @@ pub struct RunReport {
     pub profile: Profile,
     pub cases: Vec<CaseReport>,
     pub duration: Duration,
+    /// Advice about the run as a whole, e.g. that the target looks like the other profile.
+    pub hints: Vec<String>,
 }
 
 impl RunReport {

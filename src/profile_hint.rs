@@ -66,29 +66,51 @@ fn message_type(text: &str) -> Option<String> {
     }
 }
 
-/// A hint when more than half of `total` received messages have types that the chosen
-/// profile does not define and the other profile does. `counts` may hold only such foreign
-/// types (as the load generator keeps) or every type (as a run's tally does).
-pub fn hint(catalog: &Catalog, chosen: Profile, counts: &BTreeMap<String, u64>, total: u64) -> Option<String> {
-    let other = match chosen {
+/// The other endpoint's profile.
+pub fn other(profile: Profile) -> Profile {
+    match profile {
         Profile::Core => Profile::Ai,
         Profile::Ai => Profile::Core,
-    };
-    let (here, there) = (MessageSet::of(chosen, Direction::Server), MessageSet::of(other, Direction::Server));
-    let foreign: Vec<(&String, u64)> = counts
+    }
+}
+
+/// A hint when more received messages have types that only the other profile defines than
+/// types that only the chosen profile defines. Types both define (Pong, Error,
+/// AISignalReceived) say nothing either way. `counts` holds every received type.
+pub fn hint(catalog: &Catalog, chosen: Profile, counts: &BTreeMap<String, u64>) -> Option<String> {
+    let (here, there) = sets(chosen);
+    let own: u64 = counts
+        .iter()
+        .filter(|(t, _)| catalog.message(here, t).is_some() && catalog.message(there, t).is_none())
+        .map(|(_, n)| n)
+        .sum();
+    hint_from(catalog, chosen, counts, own)
+}
+
+/// The same decision from the types the chosen profile does not define (`foreign`, which may
+/// hold others too) and a count of messages whose types only the chosen profile defines, as
+/// the load generator keeps them.
+pub fn hint_from(catalog: &Catalog, chosen: Profile, foreign: &BTreeMap<String, u64>, own: u64) -> Option<String> {
+    let (here, there) = sets(chosen);
+    let theirs: Vec<(&str, u64)> = foreign
         .iter()
         .filter(|(t, _)| catalog.message(here, t).is_none() && catalog.message(there, t).is_some())
-        .map(|(t, n)| (t, *n))
+        .map(|(t, n)| (t.as_str(), *n))
         .collect();
-    let n: u64 = foreign.iter().map(|(_, n)| n).sum();
-    if total == 0 || n * 2 <= total {
+    let n: u64 = theirs.iter().map(|(_, n)| n).sum();
+    if n == 0 || n <= own {
         return None;
     }
-    let names: Vec<&str> = foreign.iter().map(|(t, _)| t.as_str()).collect();
+    let other = other(chosen);
+    let names: Vec<&str> = theirs.iter().map(|(t, _)| *t).collect();
     Some(format!(
-        "{n} of {total} received messages are {} messages, which the {chosen} profile does not define but the {other} profile does: this looks like the {other} endpoint; pass --profile {other}",
+        "{n} received message(s) are of types only the {other} profile defines ({}), against {own} of types only the {chosen} profile defines: this looks like the {other} endpoint; pass --profile {other}",
         names.join(", "),
     ))
+}
+
+fn sets(chosen: Profile) -> (MessageSet, MessageSet) {
+    (MessageSet::of(chosen, Direction::Server), MessageSet::of(other(chosen), Direction::Server))
 }
 
 #[cfg(test)]
@@ -102,20 +124,38 @@ mod tests {
     }
 
     #[test]
-    fn the_ai_welcome_under_the_core_profile_gives_a_hint() {
+    fn the_ai_endpoint_under_the_core_profile_gives_a_hint() {
         let catalog = Catalog::embedded().unwrap();
-        let t = tally(&[r#"{"type":"connection","message":"hi"}"#, r#"{"type":"Pong"}"#, r#"{"type":"connection"}"#]);
-        let hint = hint(&catalog, Profile::Core, t.counts(), t.total()).expect("a hint");
-        assert!(hint.contains("pass --profile ai") && hint.contains("2 of 3"), "{hint}");
-        assert_eq!(super::hint(&catalog, Profile::Ai, t.counts(), t.total()), None);
+        // Shared types (Pong, AISignalReceived) outnumber the welcome, and do not dilute it.
+        let t = tally(&[
+            r#"{"type":"connection","message":"hi"}"#,
+            r#"{"type":"Pong"}"#,
+            r#"{"type":"Pong"}"#,
+            r#"{"type":"AISignalReceived"}"#,
+            r#"{"type":"connection"}"#,
+        ]);
+        let hint = hint(&catalog, Profile::Core, t.counts()).expect("a hint");
+        assert!(hint.contains("pass --profile ai") && hint.starts_with("2 received"), "{hint}");
+        assert_eq!(super::hint(&catalog, Profile::Ai, t.counts()), None);
     }
 
     #[test]
-    fn shared_types_garbage_and_a_minority_give_none() {
+    fn the_core_endpoint_under_the_ai_profile_gives_a_hint() {
         let catalog = Catalog::embedded().unwrap();
-        let t = tally(&[r#"{"type":"Pong"}"#, "not json", r#"{"type":"Nonsense"}"#, r#"{"type":"connection"}"#]);
-        assert_eq!(hint(&catalog, Profile::Core, t.counts(), t.total()), None);
-        assert_eq!(hint(&catalog, Profile::Core, t.counts(), 0), None);
+        let t = tally(&[r#"{"type":"Connected"}"#, r#"{"type":"MarketData"}"#, r#"{"type":"Pong"}"#]);
+        let hint = hint(&catalog, Profile::Ai, t.counts()).expect("a hint");
+        assert!(hint.contains("pass --profile core"), "{hint}");
+    }
+
+    #[test]
+    fn own_types_garbage_and_nothing_give_none() {
+        let catalog = Catalog::embedded().unwrap();
+        let t = tally(&[r#"{"type":"Pong"}"#, "not json", r#"{"type":"Nonsense"}"#]);
+        assert_eq!(hint(&catalog, Profile::Core, t.counts()), None);
+        // A core server that once sends the AI welcome is still a core server.
+        let t = tally(&[r#"{"type":"Connected"}"#, r#"{"type":"MarketData"}"#, r#"{"type":"connection"}"#]);
+        assert_eq!(hint(&catalog, Profile::Core, t.counts()), None);
+        assert_eq!(hint(&catalog, Profile::Core, &BTreeMap::new()), None);
     }
 
     #[test]

@@ -1,11 +1,16 @@
-//! JWTs the harness mints for auth cases when it knows the server's HS256 secret.
+//! JWTs the harness mints for auth cases. Forged ones need no secret (a random key, no
+//! signature, no JWT at all); with the server's HS256 secret it also mints valid tokens and
+//! correctly signed ones that must still be refused (expired, not yet valid, wrong algorithm).
 
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
-use serde_json::json;
+use serde_json::{json, Value};
 
 fn mint(secret: &str, exp: u64) -> Result<String, String> {
-    let claims = json!({"sub": "wsprobe", "iat": now_secs(), "exp": exp});
-    encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes()))
+    sign(Algorithm::HS256, secret, json!({"sub": "wsprobe", "iat": now_secs(), "exp": exp}))
+}
+
+fn sign(algorithm: Algorithm, secret: &str, claims: Value) -> Result<String, String> {
+    encode(&Header::new(algorithm), &claims, &EncodingKey::from_secret(secret.as_bytes()))
         .map_err(|e| format!("cannot mint a token: {e}"))
 }
 
@@ -26,6 +31,25 @@ pub fn expired(secret: &str) -> Result<String, String> {
 /// Signed with a different secret.
 pub fn bad_signature(secret: &str) -> Result<String, String> {
     mint(&format!("{secret}-not-the-secret"), now_secs() + 3600)
+}
+
+/// Well-formed, unexpired, HS256, and signed with a random key: no server can verify it.
+pub fn forged_signature() -> Result<String, String> {
+    mint(&random_secret(), now_secs() + 3600)
+}
+
+/// Not a JWT at all.
+pub const GARBAGE: &str = "wsprobe-garbage-token";
+
+/// Correctly signed, but `nbf` (and `iat`) an hour from now: not valid yet.
+pub fn not_yet_valid(secret: &str) -> Result<String, String> {
+    let later = now_secs() + 3600;
+    sign(Algorithm::HS256, secret, json!({"sub": "wsprobe", "iat": later, "nbf": later, "exp": later + 3600}))
+}
+
+/// Signed with the right secret but HS512, where the server accepts HS256 only.
+pub fn wrong_algorithm(secret: &str) -> Result<String, String> {
+    sign(Algorithm::HS512, secret, json!({"sub": "wsprobe", "iat": now_secs(), "exp": now_secs() + 3600}))
 }
 
 /// `{"alg":"none","typ":"JWT"}` with a far-future `exp` and no signature.
@@ -56,6 +80,10 @@ mod tests {
         assert_eq!(verifier.verify(&expired("k").unwrap()), Err(reference_server::AuthFailure::Expired));
         assert_eq!(verifier.verify(&bad_signature("k").unwrap()), Err(reference_server::AuthFailure::BadSignature));
         assert_eq!(verifier.verify(ALG_NONE), Err(reference_server::AuthFailure::WrongAlgorithm));
+        assert_eq!(verifier.verify(&forged_signature().unwrap()), Err(reference_server::AuthFailure::BadSignature));
+        assert_eq!(verifier.verify(GARBAGE), Err(reference_server::AuthFailure::Malformed));
+        assert_eq!(verifier.verify(&not_yet_valid("k").unwrap()), Err(reference_server::AuthFailure::NotYetValid));
+        assert_eq!(verifier.verify(&wrong_algorithm("k").unwrap()), Err(reference_server::AuthFailure::WrongAlgorithm));
         assert_ne!(random_secret(), random_secret());
     }
 }

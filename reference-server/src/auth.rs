@@ -6,6 +6,8 @@ use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 pub enum AuthFailure {
     #[error("token is expired")]
     Expired,
+    #[error("token is not valid yet (nbf or iat in the future)")]
+    NotYetValid,
     #[error("token is not signed with HS256 (alg none and other algorithms are refused)")]
     WrongAlgorithm,
     #[error("token signature does not verify")]
@@ -18,7 +20,11 @@ pub enum AuthFailure {
     Missing,
 }
 
-/// Verifies signature, algorithm and `exp` with no leeway.
+/// How far in the future `nbf` and `iat` may lie, for clocks that disagree a little.
+pub const NOT_BEFORE_LEEWAY_SECS: u64 = 5;
+
+/// Verifies signature, algorithm and `exp` with no leeway; `nbf` and `iat` with
+/// [`NOT_BEFORE_LEEWAY_SECS`].
 pub struct TokenVerifier {
     key: DecodingKey,
     validation: Validation,
@@ -39,14 +45,27 @@ impl TokenVerifier {
             return Err(AuthFailure::WrongAlgorithm);
         }
         use jsonwebtoken::errors::ErrorKind;
-        // The claims themselves are not needed: the library checks `exp` on its own.
-        decode::<serde_json::Value>(token, &self.key, &self.validation).map(|_| ()).map_err(|e| match e.kind() {
+        // The library checks `exp`; `nbf` and `iat` are checked here, with their leeway.
+        let claims = decode::<serde_json::Value>(token, &self.key, &self.validation).map_err(|e| match e.kind() {
             ErrorKind::ExpiredSignature => AuthFailure::Expired,
             ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => AuthFailure::WrongAlgorithm,
             ErrorKind::InvalidSignature => AuthFailure::BadSignature,
             ErrorKind::MissingRequiredClaim(_) => AuthFailure::MissingExp,
             _ => AuthFailure::Malformed,
-        })
+        })?;
+        let latest = crate::now_ms() / 1000 + NOT_BEFORE_LEEWAY_SECS;
+        for claim in ["nbf", "iat"] {
+            match claims.claims.get(claim) {
+                None => {}
+                // NumericDate may have a fraction (RFC 7519, section 2).
+                Some(value) => match value.as_f64() {
+                    Some(at) if at <= latest as f64 => {}
+                    Some(_) => return Err(AuthFailure::NotYetValid),
+                    None => return Err(AuthFailure::Malformed),
+                },
+            }
+        }
+        Ok(())
     }
 }
 
@@ -148,6 +167,23 @@ mod tests {
         );
         assert_eq!(verifier.verify(&token(Algorithm::HS256, "s3cret", None)), Err(AuthFailure::MissingExp));
         assert_eq!(verifier.verify("not-a-token"), Err(AuthFailure::Malformed));
+    }
+
+    #[test]
+    fn refuses_tokens_not_valid_yet_beyond_the_leeway() {
+        let verifier = TokenVerifier::new("s3cret");
+        let sign = |claims: serde_json::Value| {
+            encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(b"s3cret")).unwrap()
+        };
+        let exp = now() + 7200;
+        for claim in ["nbf", "iat"] {
+            let early = sign(json!({"exp": exp, claim: now() + NOT_BEFORE_LEEWAY_SECS + 60}));
+            assert_eq!(verifier.verify(&early), Err(AuthFailure::NotYetValid), "{claim}");
+            let within = sign(json!({"exp": exp, claim: now() + NOT_BEFORE_LEEWAY_SECS - 2}));
+            assert_eq!(verifier.verify(&within), Ok(()), "{claim} within the leeway");
+            let fractional = sign(json!({"exp": exp, claim: now() as f64 - 0.5}));
+            assert_eq!(verifier.verify(&fractional), Ok(()), "{claim} as a fraction");
+        }
     }
 
     #[test]

@@ -53,6 +53,12 @@ pub enum Fault {
     DropOnBadInput,
     /// Once, after `stall_after_pings` Pings, stop reading and replying for `stall`.
     StallOnce,
+    /// Accept any token in `Authorization: Bearer`, verified or not.
+    AcceptAnyHeaderToken,
+    /// Accept any token in `?token=`, verified or not.
+    AcceptAnyQueryToken,
+    /// Accept any token in an `Authenticate` message, verified or not.
+    AcceptAnyAuthenticateToken,
 }
 
 #[derive(Debug, Clone)]

@@ -57,7 +57,9 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         let header = request.headers().get("authorization").and_then(|v| v.to_str().ok());
         if let Some(token) = token_from_request(header, request.uri().query()) {
             let verifier = shared.verifier.as_ref().expect("checked at start: auth needs a secret");
-            if let Err(failure) = verifier.verify(&token) {
+            let unchecked = if header.is_some() { Fault::AcceptAnyHeaderToken } else { Fault::AcceptAnyQueryToken };
+            let verdict = if config.has(unchecked) { Ok(()) } else { verifier.verify(&token) };
+            if let Err(failure) = verdict {
                 bump(&shared.stats.auth_failures);
                 warn!(%peer, reason = %failure, "refused upgrade: bad token");
                 return Err(refuse(StatusCode::UNAUTHORIZED, &format!("unauthorized: {failure}\n")));
@@ -378,7 +380,8 @@ impl Session<'_> {
         match parsed {
             Ok(ClientMessage::Authenticate { token }) if auth != AuthMode::Off => {
                 let verifier = self.shared.verifier.as_ref().expect("checked at start: auth needs a secret");
-                match verifier.verify(&token) {
+                let unchecked = self.shared.config.has(Fault::AcceptAnyAuthenticateToken);
+                match if unchecked { Ok(()) } else { verifier.verify(&token) } {
                     Ok(()) if self.awaiting_auth => self.welcome(),
                     Ok(()) => {}
                     Err(failure) => self.reject_auth(failure),

@@ -123,6 +123,12 @@ pub fn run(catalog: Catalog, args: &RunArgs) -> anyhow::Result<u8> {
         }
         None => std::io::stdout().lock().write_all(text.as_bytes()).context("cannot write the report")?,
     }
+    if args.format != RunFormat::Human || args.output.is_some() {
+        // The human report prints hints itself; a machine format still tells the person watching.
+        for hint in &report.hints {
+            eprintln!("hint: {hint}");
+        }
+    }
     let failed = report.cases.iter().any(|c| c.status == Status::Failed);
     Ok(if failed { exit::FAILURES } else { exit::SUCCESS })
 }

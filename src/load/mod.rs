@@ -107,6 +107,7 @@ async fn drive(plan: LoadPlan, catalog: Arc<Catalog>, outputs: Outputs) -> Resul
         recorder: Recorder::new(),
         catalog,
         set: MessageSet::of(plan.profile, Direction::Server),
+        other_set: MessageSet::of(crate::profile_hint::other(plan.profile), Direction::Server),
         started,
         deadline,
         schedule,
@@ -353,8 +354,12 @@ fn summarize(
             invalid.push(format!("the generator used {:.0}% of its CPU: it may be the bottleneck", cpu * 100.0));
         }
     }
-    let profile_hint =
-        crate::profile_hint::hint(&shared.catalog, plan.profile, &shared.recorder.foreign_types(), count(&c.checked));
+    let profile_hint = crate::profile_hint::hint_from(
+        &shared.catalog,
+        plan.profile,
+        &shared.recorder.foreign_types(),
+        count(&c.own_profile_only),
+    );
     let verdict = if connects == 0 {
         failures.insert(
             0,

@@ -71,6 +71,8 @@ pub struct Counters {
     pub received: AtomicU64,
     /// Received messages that were schema-checked.
     pub checked: AtomicU64,
+    /// Checked messages of types only the chosen profile defines (for the wrong-profile hint).
+    pub own_profile_only: AtomicU64,
     pub schema_violations: AtomicU64,
     pub reconnects: AtomicU64,
     pub connections_up: AtomicU64,

@@ -42,6 +42,8 @@ pub struct Shared {
     pub recorder: Recorder,
     pub catalog: Arc<Catalog>,
     pub set: MessageSet,
+    /// The other endpoint's messages, for the wrong-profile hint.
+    pub other_set: MessageSet,
     pub started: tokio::time::Instant,
     pub deadline: tokio::time::Instant,
     /// Open loop: every connection's send schedule, and the wakers the pacing thread rings.
@@ -65,6 +67,7 @@ struct Tally {
     sent: u64,
     received: u64,
     checked: u64,
+    own_profile_only: u64,
     violations: u64,
     messages_seen: u64,
 }
@@ -75,6 +78,7 @@ impl Tally {
         Recorder::add(&c.sent, std::mem::take(&mut self.sent));
         Recorder::add(&c.received, std::mem::take(&mut self.received));
         Recorder::add(&c.checked, std::mem::take(&mut self.checked));
+        Recorder::add(&c.own_profile_only, std::mem::take(&mut self.own_profile_only));
         Recorder::add(&c.schema_violations, std::mem::take(&mut self.violations));
     }
 }
@@ -185,13 +189,15 @@ fn classify(shared: &Shared, tally: &mut Tally, text: &str) -> Option<Value> {
     match serde_json::from_str::<Value>(text) {
         Ok(value) => {
             let verdict = shared.catalog.validate(shared.set, &value);
+            if let Some(t) = verdict.message_type.as_deref() {
+                if shared.catalog.message(shared.set, t).is_none() {
+                    shared.recorder.foreign_type(t);
+                } else if shared.catalog.message(shared.other_set, t).is_none() {
+                    tally.own_profile_only += 1;
+                }
+            }
             if !verdict.is_valid() {
                 tally.violations += 1;
-                if let Some(t) = verdict.message_type.as_deref() {
-                    if shared.catalog.message(shared.set, t).is_none() {
-                        shared.recorder.foreign_type(t);
-                    }
-                }
             }
             Some(value)
         }

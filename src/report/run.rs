@@ -119,6 +119,9 @@ pub fn human(report: &RunReport, style: Style) -> String {
         report.cases.len(),
         duration(report.duration)
     );
+    for hint in &report.hints {
+        let _ = writeln!(out, "hint: {hint}");
+    }
     out
 }
 
@@ -157,6 +160,8 @@ struct JsonReport<'a> {
     profile: &'a str,
     duration_ms: u64,
     summary: crate::outcome::Summary,
+    /// Advice about the whole run (e.g. the wrong profile); empty when there is none.
+    hints: &'a [String],
     cases: &'a [CaseReport],
 }
 
@@ -169,6 +174,7 @@ pub fn json(report: &RunReport) -> String {
         profile: report.profile.name(),
         duration_ms: report.duration.as_millis() as u64,
         summary: report.summary(),
+        hints: &report.hints,
         cases: &report.cases,
     };
     let mut text = serde_json::to_string_pretty(&document).expect("the report serializes");
@@ -317,6 +323,7 @@ mod tests {
             bundled: false,
             profile: Profile::Core,
             duration: Duration::from_millis(5321),
+            hints: vec!["3 of 4 received messages are connection messages, which the core profile does not define but the ai profile does: this looks like the ai endpoint; pass --profile ai".into()],
             cases: vec![
                 case("handshake.upgrade", "handshake", Status::Passed, "", 4),
                 case(

@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::RunSettings;
 use crate::outcome::Status;
 use crate::profile::{Direction, MessageSet};
+use crate::profile_hint::TypeTally;
 use crate::scenario::loader::decode_hex;
 use crate::scenario::template::Variables;
 use crate::scenario::{Action, Case, Connect, Expect, ExpectClose, Level, Observe, Step, TokenPlacement};
@@ -25,11 +26,47 @@ const SENDS_SHOWN: usize = 4;
 const DISTINCT_KEPT: usize = 20;
 /// Arrival times kept per cadence group.
 const ARRIVALS_KEPT: usize = 10_000;
+/// Soft failures (should/info) named in a report; the rest are counted, so a `repeat` of
+/// failing steps cannot grow without bound.
+const SOFT_KEPT: usize = 20;
 
 pub struct CaseOutcome {
     pub status: Status,
     pub message: String,
     pub transcript: Vec<TranscriptEntry>,
+    /// What the case's connections received, by type (for the wrong-profile hint).
+    pub received_types: TypeTally,
+}
+
+/// Failures that did not stop the case: the first few with their messages, the rest counted.
+#[derive(Default)]
+struct SoftFailures {
+    kept: Vec<(Level, String)>,
+    omitted_should: usize,
+    omitted_info: usize,
+}
+
+impl SoftFailures {
+    fn push(&mut self, level: Level, message: String) {
+        if self.kept.len() < SOFT_KEPT {
+            self.kept.push((level, message));
+        } else if level == Level::Should {
+            self.omitted_should += 1;
+        } else {
+            self.omitted_info += 1;
+        }
+    }
+
+    fn any_should(&self) -> bool {
+        self.omitted_should > 0 || self.kept.iter().any(|(l, _)| *l == Level::Should)
+    }
+
+    fn messages(&self) -> impl Iterator<Item = String> + '_ {
+        let omitted = self.omitted_should + self.omitted_info;
+        self.kept.iter().map(|(level, m)| format!("{m} [{}]", level.name())).chain((omitted > 0).then(|| {
+            format!("… and {omitted} more ({} should, {} info) not shown", self.omitted_should, self.omitted_info)
+        }))
+    }
 }
 
 /// A rule that did not hold at one step.
@@ -54,7 +91,9 @@ struct CaseRun<'a> {
     /// Transcript entries of connections already gone, in case time.
     earlier: Vec<TranscriptEntry>,
     /// Failures that did not stop the case (should/info level), with their step labels.
-    soft: Vec<(Level, String)>,
+    soft: SoftFailures,
+    /// Received message types of every connection of the case.
+    received_types: TypeTally,
 }
 
 pub async fn execute(case: &Case, settings: &RunSettings, catalog: &Catalog, variables: Variables) -> CaseOutcome {
@@ -66,20 +105,21 @@ pub async fn execute(case: &Case, settings: &RunSettings, catalog: &Catalog, var
         last_connect: None,
         case_started: Instant::now(),
         earlier: Vec::new(),
-        soft: Vec::new(),
+        soft: SoftFailures::default(),
+        received_types: TypeTally::default(),
     };
     let mut counter = 0;
     let hard = run.steps(&case.steps, case.level, &mut counter).await;
     let transcript = run.finish_transcript();
     let (status, message) = verdict(case.level, hard, &run.soft, settings.strict);
     let transcript = if status == Status::Passed { Vec::new() } else { transcript };
-    CaseOutcome { status, message, transcript }
+    CaseOutcome { status, message, transcript, received_types: run.received_types }
 }
 
 /// Combines the stopping failure (if any) and the soft ones into a status and a message.
-fn verdict(case_level: Level, hard: Option<String>, soft: &[(Level, String)], strict: bool) -> (Status, String) {
+fn verdict(case_level: Level, hard: Option<String>, soft: &SoftFailures, strict: bool) -> (Status, String) {
     let mut messages: Vec<String> = hard.iter().cloned().collect();
-    messages.extend(soft.iter().map(|(level, m)| format!("{m} [{}]", level.name())));
+    messages.extend(soft.messages());
     let message = messages.join("\n");
     if case_level == Level::Info {
         let found = if message.is_empty() { "the rule held".to_string() } else { message };
@@ -87,7 +127,7 @@ fn verdict(case_level: Level, hard: Option<String>, soft: &[(Level, String)], st
     }
     let status = if hard.is_some() {
         Status::Failed
-    } else if soft.iter().any(|(l, _)| *l == Level::Should) {
+    } else if soft.any_should() {
         if strict {
             Status::Failed
         } else {
@@ -104,11 +144,20 @@ impl CaseRun<'_> {
     /// Runs steps in order; returns the message of a must-level failure, which stops the case.
     async fn steps(&mut self, steps: &[Step], case_level: Level, counter: &mut usize) -> Option<String> {
         for step in steps {
+            // Every step yields, even one that is skipped or never waits, so the case's time
+            // limit can always fire (a `repeat` of such steps would otherwise spin forever).
+            tokio::task::yield_now().await;
             if !step.profiles.is_empty() && !step.profiles.contains(&self.settings.profile) {
                 continue;
             }
+            if step.when_saved.iter().any(|name| !self.variables.fixed.contains_key(&format!("saved.{name}"))) {
+                continue;
+            }
             *counter += 1;
-            let label = format!("step {} ({})", counter, step.action.name());
+            let label = match &step.label {
+                Some(text) => format!("step {} ({}, {text})", counter, step.action.name()),
+                None => format!("step {} ({})", counter, step.action.name()),
+            };
             if let Action::Repeat(repeat) = &step.action {
                 for _ in 0..repeat.times {
                     if let Some(stop) =
@@ -125,7 +174,7 @@ impl CaseRun<'_> {
                 if level == Level::Must {
                     return Some(message);
                 }
-                self.soft.push((level, message));
+                self.soft.push(level, message);
             }
         }
         None
@@ -141,7 +190,9 @@ impl CaseRun<'_> {
                     options.timeout = self.settings.scaled(timeout);
                 }
                 self.retire_session();
-                let session = Session::connect(&options).await.map_err(|e| fail("a new connection", e.to_string()))?;
+                let session = Session::connect(&options)
+                    .await
+                    .map_err(|e| fail("the new connection to be accepted (HTTP 101)", e.to_string()))?;
                 self.session = Some(session);
                 Ok(())
             }
@@ -149,9 +200,8 @@ impl CaseRun<'_> {
                 let timeout = self.settings.scaled(Duration::from_secs(5));
                 let variables = &self.variables;
                 let session = self.session.as_mut().ok_or_else(no_connection)?;
-                // A send into a connection the server already closed is not itself a failure:
-                // the expectation that follows says what went wrong.
-                let _ = if let Some(template) = &send.json {
+                // A send on a connection that has ended fails this step; it never buffers.
+                let sent = if let Some(template) = &send.json {
                     let message = variables.expand_json(template).map_err(|e| fail("a valid template", e))?;
                     session.send_text(&message.to_string(), timeout).await
                 } else if let Some(text) = &send.text {
@@ -161,7 +211,7 @@ impl CaseRun<'_> {
                     let bytes = decode_hex(send.binary_hex.as_deref().unwrap_or("")).map_err(|e| fail("hex", e))?;
                     session.send_binary(&bytes, timeout).await
                 };
-                Ok(())
+                sent.map_err(|e| fail("to send the message", e))
             }
             Action::Expect(expect) => self.expect(expect).await,
             Action::ExpectSilence(silence) => {
@@ -210,6 +260,7 @@ impl CaseRun<'_> {
             Action::Drop(_) => {
                 let session = self.session.take().ok_or_else(no_connection)?;
                 let offset = session.started().saturating_duration_since(self.case_started);
+                self.received_types.merge(session.received_types());
                 let transcript = session.drop_connection();
                 self.earlier.extend(transcript.entries().cloned().map(|e| shift(e, offset)));
                 Ok(())
@@ -228,6 +279,7 @@ impl CaseRun<'_> {
 
     fn retire_session(&mut self) {
         if let Some(session) = self.session.take() {
+            self.received_types.merge(session.received_types());
             let offset = session.started().saturating_duration_since(self.case_started);
             self.earlier.extend(session.into_transcript().entries().cloned().map(|e| shift(e, offset)));
         }
@@ -336,6 +388,7 @@ impl CaseRun<'_> {
                 Event::Binary(bytes) => {
                     return Err(fail(wanted, format!("got a binary frame of {} bytes", bytes.len())))
                 }
+                Event::Timeout if expect.optional => return Ok(()),
                 Event::Timeout => {
                     let others = if skipped.is_empty() {
                         "nothing arrived".to_string()
@@ -379,9 +432,12 @@ impl CaseRun<'_> {
                 .map_err(|e| fail(format!("{wanted_type}{pointer} to match"), e))?;
         }
         for (name, pointer) in &expect.save {
-            let value = message
-                .pointer(pointer)
-                .ok_or_else(|| fail(format!("{wanted_type}{pointer} to exist"), "it is absent"))?;
+            let value = match message.pointer(pointer) {
+                Some(value) => value,
+                // An optional message's shape is another rule's business: save nothing.
+                None if expect.optional => continue,
+                None => return Err(fail(format!("{wanted_type}{pointer} to exist"), "it is absent")),
+            };
             let text = value.as_str().map_or_else(|| value.to_string(), str::to_string);
             self.variables.fixed.insert(format!("saved.{name}"), text);
         }
@@ -484,10 +540,11 @@ impl CaseRun<'_> {
             ));
         }
         if count < observe.min_messages {
-            return Err(fail(
-                format!("at least {} message(s) in {:?}", observe.min_messages, observe.duration),
-                format!("{count} arrived"),
-            ));
+            return Err(Failure {
+                level: observe.min_messages_level,
+                expected: format!("at least {} message(s) in {:?}", observe.min_messages, observe.duration),
+                actual: format!("{count} arrived"),
+            });
         }
         if let Some(cadence) = &observe.cadence {
             check_cadence(cadence, &arrivals)?;

@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 use crate::outcome::{CaseReport, RunReport, Status};
 use crate::profile::Profile;
+use crate::profile_hint::{self, TypeTally};
 use crate::scenario::loader::Suite;
 use crate::scenario::template::Variables;
 use crate::scenario::{Case, Need};
@@ -99,15 +100,19 @@ pub async fn run(
             (settings.clone(), catalog.clone(), variables.clone(), permits.clone(), events.clone());
         tasks.push(tokio::spawn(async move {
             let _permit = permits.acquire_owned().await;
-            let report = run_one(&planned_case, &settings, &catalog, &variables).await;
+            let (report, types) = run_one(&planned_case, &settings, &catalog, &variables).await;
             let _ = events.send(RunEvent::CaseFinished(Box::new(report.clone())));
-            report
+            (report, types)
         }));
     }
     let mut cases = Vec::with_capacity(tasks.len());
+    let mut received_types = TypeTally::default();
     for (task, planned_case) in tasks.into_iter().zip(identities) {
         match task.await {
-            Ok(report) => cases.push(report),
+            Ok((report, types)) => {
+                received_types.merge(&types);
+                cases.push(report)
+            }
             // A bug in wsprobe must not hide the other cases' results: report it as this case's failure.
             Err(error) => cases.push(CaseReport {
                 id: planned_case.case.id.clone(),
@@ -122,7 +127,16 @@ pub async fn run(
             }),
         }
     }
-    RunReport { target: settings.url.clone(), bundled, profile: settings.profile, cases, duration: started.elapsed() }
+    let hints: Vec<String> =
+        profile_hint::hint(&catalog, settings.profile, received_types.counts()).into_iter().collect();
+    RunReport {
+        target: settings.url.clone(),
+        bundled,
+        profile: settings.profile,
+        cases,
+        duration: started.elapsed(),
+        hints,
+    }
 }
 
 async fn run_one(
@@ -130,7 +144,7 @@ async fn run_one(
     settings: &RunSettings,
     catalog: &Catalog,
     variables: &Variables,
-) -> CaseReport {
+) -> (CaseReport, TypeTally) {
     let case = &planned.case;
     let report = |status: Status, message: String| CaseReport {
         id: case.id.clone(),
@@ -144,21 +158,24 @@ async fn run_one(
         transcript: Vec::new(),
     };
     if let Some(reason) = missing_need(case, settings) {
-        return report(Status::Skipped, reason);
+        return (report(Status::Skipped, reason), TypeTally::default());
     }
     let started = Instant::now();
-    let limit = settings.scaled(CASE_LIMIT);
-    let mut result = match tokio::time::timeout(limit, case::execute(case, settings, catalog, variables.clone())).await
-    {
-        Ok(done) => {
-            let mut r = report(done.status, done.message);
-            r.transcript = done.transcript;
-            r
-        }
-        Err(_) => report(Status::Failed, format!("the case did not finish within its overall limit of {limit:?}")),
-    };
+    let limit = settings.scaled(case.timeout.unwrap_or(CASE_LIMIT));
+    let (mut result, types) =
+        match tokio::time::timeout(limit, case::execute(case, settings, catalog, variables.clone())).await {
+            Ok(done) => {
+                let mut r = report(done.status, done.message);
+                r.transcript = done.transcript;
+                (r, done.received_types)
+            }
+            Err(_) => (
+                report(Status::Failed, format!("the case did not finish within its overall limit of {limit:?}")),
+                TypeTally::default(),
+            ),
+        };
     result.duration = started.elapsed();
-    result
+    (result, types)
 }
 
 fn missing_need(case: &Case, settings: &RunSettings) -> Option<String> {
@@ -168,7 +185,10 @@ fn missing_need(case: &Case, settings: &RunSettings) -> Option<String> {
                 return Some("needs a valid token: pass --token JWT or --jwt-secret SECRET".into());
             }
             Need::JwtSecret if settings.jwt_secret.is_none() => {
-                return Some("needs the server's signing secret to mint bad tokens: pass --jwt-secret SECRET".into());
+                return Some(
+                    "needs the server's HS256 signing secret to mint correctly signed tokens that must still be refused (expired, not yet valid, wrong algorithm): pass --jwt-secret SECRET"
+                        .into(),
+                );
             }
             _ => {}
         }
@@ -190,10 +210,17 @@ fn base_variables(settings: &RunSettings) -> Variables {
         }
         .to_string(),
     );
+    // Forged tokens need no secret: no server can verify them.
     set("alg_none_token", tokens::ALG_NONE.to_string());
+    set("garbage_token", tokens::GARBAGE.to_string());
+    if let Ok(token) = tokens::forged_signature() {
+        set("forged_signature_token", token);
+    }
     if let Some(secret) = &settings.jwt_secret {
         for (name, minted) in [
             ("expired_token", tokens::expired(secret)),
+            ("not_yet_valid_token", tokens::not_yet_valid(secret)),
+            ("wrong_algorithm_token", tokens::wrong_algorithm(secret)),
             ("bad_signature_token", tokens::bad_signature(secret)),
             ("token", tokens::valid(secret)),
         ] {

@@ -86,6 +86,9 @@ pub struct Case {
     pub needs: Vec<Need>,
     /// The rule checked, in a sentence; failure reports quote it.
     pub description: String,
+    /// The longest the whole case may take (default 120 s, scaled by --timeout-scale).
+    #[serde(default, deserialize_with = "duration::deserialize_option")]
+    pub timeout: Option<Duration>,
     pub steps: Vec<Step>,
 }
 
@@ -104,6 +107,11 @@ pub struct Step {
     pub level: Option<Level>,
     /// Run this step only on these profiles; empty means both.
     pub profiles: Vec<Profile>,
+    /// Run this step only when these values were saved by an earlier `expect` (one that was
+    /// `optional` may have saved nothing).
+    pub when_saved: Vec<String>,
+    /// Named in failure messages next to the step number, e.g. "alg: none token".
+    pub label: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -155,6 +163,10 @@ struct RawStep {
     level: Option<Level>,
     #[serde(default)]
     profiles: Vec<Profile>,
+    #[serde(default)]
+    when_saved: Vec<String>,
+    #[serde(default)]
+    label: Option<String>,
 }
 
 /// `drop:` with no options (YAML null) still means "drop".
@@ -193,7 +205,13 @@ impl TryFrom<RawStep> for Step {
                 return Err("send needs exactly one of json, text or binary_hex".into());
             }
         }
-        Ok(Step { action: actions.remove(0), level: raw.level, profiles: raw.profiles })
+        Ok(Step {
+            action: actions.remove(0),
+            level: raw.level,
+            profiles: raw.profiles,
+            when_saved: raw.when_saved,
+            label: raw.label,
+        })
     }
 }
 
@@ -296,6 +314,10 @@ pub struct Expect {
     /// Validate the matched message against its schema (default true).
     #[serde(default = "yes")]
     pub schema: bool,
+    /// The message may not come: if none arrives in time the step passes and saves nothing.
+    /// When it does come, it is checked like any other.
+    #[serde(default)]
+    pub optional: bool,
     /// JSON Pointer → matcher.
     #[serde(default, rename = "match")]
     pub matches: BTreeMap<String, Matcher>,
@@ -348,6 +370,9 @@ pub struct Observe {
     pub validate: bool,
     #[serde(default)]
     pub min_messages: usize,
+    /// Level of too few messages, when it differs from an invalid one (e.g. `should`).
+    #[serde(default)]
+    pub min_messages_level: Option<Level>,
     #[serde(default)]
     pub cadence: Option<Cadence>,
 }

@@ -128,6 +128,9 @@ pub struct Session {
     ended: bool,
     /// How the connection ended, for reports.
     end_reason: Option<String>,
+    /// Why sending is no longer possible. The read side may still hold what the server sent
+    /// before it went away (its Close frame), so a failed write does not end reading.
+    send_blocked: Option<String>,
     /// Received messages by type, for the wrong-profile hint.
     received_types: TypeTally,
     /// Subprotocol the server selected, if any.
@@ -182,6 +185,7 @@ impl Session {
             transcript: Transcript::default(),
             ended: false,
             end_reason: None,
+            send_blocked: None,
             received_types: TypeTally::default(),
             subprotocol,
             handshake_duration: started.elapsed(),
@@ -224,25 +228,20 @@ impl Session {
     /// A send on a connection that has ended fails at once: the library would otherwise keep
     /// buffering frames it can never write, and a loop of sends would grow without bound.
     async fn send(&mut self, message: Message, timeout: Duration) -> Result<(), String> {
-        if self.ended {
-            return Err(format!(
-                "cannot send: the connection had already ended ({})",
-                self.end_reason.as_deref().unwrap_or("closed")
-            ));
+        let ended = self.end_reason.as_ref().filter(|_| self.ended);
+        if let Some(reason) = ended.or(self.send_blocked.as_ref()) {
+            return Err(format!("cannot send: the connection had already ended ({reason})"));
         }
         match tokio::time::timeout(timeout, self.ws.send(message)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => {
-                self.ended = true;
-                self.end_reason.get_or_insert_with(|| format!("a send failed: {error}"));
+                self.send_blocked = Some(format!("an earlier send failed: {error}"));
                 Err(format!("send failed: {error}"))
             }
             Err(_) => {
                 // The server stopped reading; anything sent after this would only pile up.
-                self.ended = true;
-                self.end_reason.get_or_insert_with(|| {
-                    format!("the server stopped reading: a send did not complete within {timeout:?}")
-                });
+                self.send_blocked =
+                    Some(format!("the server stopped reading: a send did not complete within {timeout:?}"));
                 Err(format!("send did not complete within {timeout:?}"))
             }
         }

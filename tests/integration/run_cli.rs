@@ -87,9 +87,23 @@ async fn json_and_junit_agree_on_a_failing_run_and_exit_1() {
     assert_eq!(xml.matches("<failure ").count(), attr("failures"));
     assert_eq!(xml.matches("<skipped ").count(), attr("skipped"));
     assert_eq!(xml.matches("<testcase ").count(), attr("tests"));
-    // Without --jwt-secret or --token, auth cases are skipped with the reason.
-    assert!(summary["skipped"].as_u64().unwrap() >= 6, "{summary}");
-    assert_eq!(summary["failed"], 4, "welcome, rate_limit.over and both reconnects: {}", json.stdout);
+    // Without --jwt-secret or --token, the valid-token and signed-token auth cases are skipped
+    // with the reason; the forged-token cases need no secret and run.
+    assert!(summary["skipped"].as_u64().unwrap() >= 7, "{summary}");
+    let failed_ids: Vec<&str> = report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "failed")
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    // No welcome fails its own case only; a server with auth off accepts a forged Authenticate.
+    assert_eq!(
+        failed_ids,
+        ["auth.forged_rejected.first_message", "welcome.first_message", "rate_limit.over"],
+        "{}",
+        json.stdout
+    );
     let failed: Vec<&Value> = report["cases"].as_array().unwrap().iter().filter(|c| c["status"] == "failed").collect();
     assert!(failed
         .iter()
@@ -217,4 +231,23 @@ async fn list_shows_the_planned_cases_without_connecting() {
     assert!(out.stdout.contains("heartbeat.pong"), "{}", out.stdout);
     assert!(!out.stdout.contains("market_data.cadence"), "core-only cases are left out on ai: {}", out.stdout);
     assert!(out.stdout.ends_with("2 case(s) on the ai profile\n"), "{}", out.stdout);
+}
+
+#[tokio::test]
+async fn the_ai_endpoint_under_the_core_profile_names_the_flag() {
+    let mut config = Config::new(ServerProfile::Ai);
+    config.tick = Duration::from_millis(200);
+    let server = start(config).await;
+    let out = wsprobe(args(&["run", "--url", &server.url(), "--filter", "welcome.*,heartbeat.*,messages.*"])).await;
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("hint: ") && out.stdout.contains("pass --profile ai"), "{}", out.stdout);
+    let json = wsprobe(args(&["run", "--url", &server.url(), "--filter", "welcome.*", "--format", "json"])).await;
+    let report: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert!(report["hints"][0].as_str().unwrap().contains("--profile ai"), "{}", json.stdout);
+    assert!(json.stderr.contains("hint: "), "machine formats still tell the person: {}", json.stderr);
+    // The right profile gets no hint.
+    let right = wsprobe(args(&["run", "--url", &server.url(), "--profile", "ai", "--filter", "welcome.*"])).await;
+    assert_eq!(right.code, 0, "{}", right.stdout);
+    assert!(!right.stdout.contains("hint: "), "{}", right.stdout);
+    server.shutdown().await;
 }
