@@ -8,9 +8,12 @@
 //! 3. Broadcast fan-out: 1,000 connections in push mode; p99 of receive time − timestamp, and
 //!    the server's CPU.
 //! 4. Memory: 10,000 idle connections held by `wsprobe load`, peak RSS of that process.
+//! 5. Open-loop pacing: intended vs achieved rate and schedule lag of `wsprobe load --rate R
+//!    --connections 10` (a dedicated pacing thread), against a baseline client that paces each
+//!    connection on tokio's timer, as the generator once did.
 //!
 //! `cargo bench --bench load` (WSPROBE_BENCH_SECONDS sets the length of each run, default 5;
-//! WSPROBE_BENCH_ONLY=memory|roundtrip|fanout runs one part).
+//! WSPROBE_BENCH_ONLY=memory|roundtrip|fanout|openloop runs one part).
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -39,6 +42,104 @@ fn main() {
     if run("memory") {
         memory();
     }
+    if run("openloop") {
+        open_loop(duration);
+    }
+}
+
+fn open_loop(duration: Duration) {
+    let server = reference(Duration::from_secs(3600));
+    println!("5. open-loop pacing, 10 connections, K=1 (reference server, 1 server thread): schedule lag = actual − intended send time");
+    println!(
+        "   {:<8} {:<26} {:>10} {:>9} {:>9} {:>9} {:>11} {:>8}",
+        "rate/s", "pacer", "achieved/s", "lag p50", "lag p99", "lag p99.9", "pacer CPU", "verdict"
+    );
+    for rate in [1000.0, 5000.0, 20000.0] {
+        let (achieved, lag) = timer_paced_client(server.url(), 10, rate, duration);
+        println!(
+            "   {:<8} {:<26} {:>10.0} {:>6} µs {:>6} µs {:>6} µs {:>11} {:>8}",
+            rate,
+            "baseline: tokio timer",
+            achieved,
+            lag.value_at_quantile(0.5),
+            lag.value_at_quantile(0.99),
+            lag.value_at_quantile(0.999),
+            "-",
+            "-"
+        );
+        let summary = run_wsprobe(&[
+            "load",
+            "--url",
+            server.url(),
+            "--connections",
+            "10",
+            "--rate",
+            &rate.to_string(),
+            "--duration",
+            &format!("{}s", duration.as_secs()),
+            "--ramp-up",
+            "0s",
+            "--threads",
+            "2",
+        ]);
+        let lag = &summary["schedule_lag_us"];
+        let sent = summary["sent"].as_f64().unwrap_or(0.0);
+        println!(
+            "   {:<8} {:<26} {:>10.0} {:>6} µs {:>6} µs {:>6} µs {:>10.0}% {:>8}",
+            rate,
+            "wsprobe: pacing thread",
+            sent / duration.as_secs_f64(),
+            lag["p50"].as_u64().unwrap_or(0),
+            lag["p99"].as_u64().unwrap_or(0),
+            lag["p999"].as_u64().unwrap_or(0),
+            summary["pacer_cpu"].as_f64().unwrap_or(f64::NAN) * 100.0,
+            summary["verdict"].as_str().unwrap_or("?")
+        );
+    }
+    println!();
+}
+
+/// The baseline pacer: each connection sleeps on tokio's timer until its next send is due
+/// (1 ms wheel), sends a Ping and awaits the Pong. Returns the achieved send rate and the lag.
+fn timer_paced_client(
+    url: &str,
+    connections: usize,
+    rate: f64,
+    duration: Duration,
+) -> (f64, hdrhistogram::Histogram<u64>) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let interval = Duration::from_secs_f64(connections as f64 / rate);
+    runtime.block_on(async {
+        let start = tokio::time::Instant::now() + Duration::from_millis(300);
+        let end = start + duration;
+        let mut tasks = Vec::new();
+        for i in 0..connections {
+            let url = url.to_string();
+            tasks.push(tokio::spawn(async move {
+                let mut lag = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+                let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await.expect("baseline connects");
+                let mut due = start + interval.mul_f64(i as f64 / connections as f64);
+                let ping = r#"{"type":"Ping","timestamp":1697234567000}"#;
+                while due < end {
+                    tokio::time::sleep_until(due).await;
+                    lag.saturating_record(due.elapsed().as_micros() as u64);
+                    ws.send(Message::text(ping)).await.unwrap();
+                    while let Some(Ok(message)) = ws.next().await {
+                        if matches!(&message, Message::Text(t) if t.contains("\"Pong\"")) {
+                            break;
+                        }
+                    }
+                    due += interval;
+                }
+                lag
+            }));
+        }
+        let mut total = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+        for task in tasks {
+            total.add(task.await.unwrap()).unwrap();
+        }
+        (total.len() as f64 / duration.as_secs_f64(), total)
+    })
 }
 
 fn reference(tick: Duration) -> BackgroundServer {
@@ -224,7 +325,8 @@ fn run_wsprobe(args: &[&str]) -> serde_json::Value {
     let json_arg = json.to_string_lossy().into_owned();
     all.extend(["--no-progress", "--json", &json_arg]);
     let output = spawn_wsprobe(&all).wait_with_output().expect("wsprobe runs");
-    assert!(output.status.success(), "wsprobe failed: {}", String::from_utf8_lossy(&output.stdout));
+    // Exit 1 may be an INVALID or failed run: its verdict is printed with its figures.
+    assert!(matches!(output.status.code(), Some(0 | 1)), "wsprobe failed: {}", String::from_utf8_lossy(&output.stdout));
     let summary =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("summary written")).expect("summary is JSON");
     let _ = std::fs::remove_file(&json);

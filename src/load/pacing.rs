@@ -2,7 +2,7 @@
 //! about 1 ms at any rate, and corrected latency could never go below that. One pacing thread
 //! instead holds every connection's next due time, sleeps on the OS timer until shortly before
 //! the earliest, spins the rest of the way, and wakes that connection's task. The spin margin
-//! follows how late the OS timer has actually been waking this thread, so the thread spins no
+//! follows how late the OS timer has recently been waking this thread, so the thread spins no
 //! longer than it must: its CPU cost is measured and reported with the run.
 
 use std::cmp::Reverse;
@@ -16,8 +16,8 @@ use tokio::sync::Notify;
 /// Thread name; the generator's CPU figure leaves it out and reports it on its own.
 pub const THREAD_NAME: &str = "wsprobe-pacer";
 /// Bounds of the spin margin before a due time.
-const MIN_MARGIN: Duration = Duration::from_micros(40);
-const MAX_MARGIN: Duration = Duration::from_millis(2);
+const MIN_MARGIN: Duration = Duration::from_micros(20);
+const MAX_MARGIN: Duration = Duration::from_micros(1000);
 
 /// Every connection's schedule: send `n` of connection `i` is due at `start + phase(i) + n × interval`.
 #[derive(Debug, Clone, Copy)]
@@ -88,6 +88,10 @@ impl Drop for Pacer {
 }
 
 fn pace(schedule: Schedule, wakers: &[Arc<Notify>], end: Instant, stop: &AtomicBool) -> PacerReport {
+    // Linux lets a sleeping thread wake up to 50 µs late by default (timer slack), which the
+    // margin would have to cover by spinning; 1 µs of slack makes most of that spin a sleep.
+    #[cfg(target_os = "linux")]
+    let _ = nix::sys::prctl::set_timerslack(1_000);
     let cpu_before = super::cpu::thread_ticks(THREAD_NAME);
     let mut queue: BinaryHeap<Reverse<(Instant, usize, u64)>> =
         (0..wakers.len()).map(|i| Reverse((schedule.due(i, 0), i, 0))).collect();
@@ -111,40 +115,56 @@ fn pace(schedule: Schedule, wakers: &[Arc<Notify>], end: Instant, stop: &AtomicB
     }
 }
 
-/// Sleeps coarsely on the OS timer, then spins to the due time. The margin tracks a running
-/// estimate of how late `sleep` returns on this machine (about 50–100 µs of timer slack on Linux).
+/// Sleeps coarsely on the OS timer, then spins to the due time. The spin margin is the 90th
+/// percentile of how late recent sleeps returned: a robust figure, so one sleep that lost its
+/// core for milliseconds does not turn the thread into a spinner.
 struct OsTimer {
-    late_estimate: Duration,
+    /// Recent lateness samples, µs, each capped at the largest margin.
+    recent: [u32; SAMPLES],
+    next: usize,
+    filled: usize,
+    margin: Duration,
+    /// Waits in a row that were all spin (the margin covered the whole wait).
+    spin_only: u32,
 }
+
+const SAMPLES: usize = 64;
 
 impl Default for OsTimer {
     fn default() -> OsTimer {
-        OsTimer { late_estimate: Duration::from_micros(100) }
+        OsTimer { recent: [0; SAMPLES], next: 0, filled: 0, margin: Duration::from_micros(60), spin_only: 0 }
     }
 }
 
 impl OsTimer {
-    fn margin(&self) -> Duration {
-        (self.late_estimate * 3 / 2 + Duration::from_micros(20)).clamp(MIN_MARGIN, MAX_MARGIN)
+    fn note_late(&mut self, late: Duration) {
+        self.recent[self.next] = late.min(MAX_MARGIN).as_micros() as u32;
+        self.next = (self.next + 1) % SAMPLES;
+        self.filled = (self.filled + 1).min(SAMPLES);
+        if self.next % 16 == 0 {
+            let mut sorted = self.recent[..self.filled].to_vec();
+            sorted.sort_unstable();
+            let p90 = Duration::from_micros(u64::from(sorted[sorted.len() * 9 / 10]));
+            self.margin = (p90 + Duration::from_micros(10)).clamp(MIN_MARGIN, MAX_MARGIN);
+        }
     }
 
     /// False when asked to stop.
     fn wait_until(&mut self, due: Instant, stop: &AtomicBool) -> bool {
+        let mut slept = false;
         loop {
             let now = Instant::now();
             if now >= due {
-                return true;
+                break;
             }
             let left = due - now;
-            let margin = self.margin();
-            if left > margin {
+            if left > self.margin {
                 // Sleep in slices so a stop request is seen within 50 ms.
-                let nap = (left - margin).min(Duration::from_millis(50));
+                let nap = (left - self.margin).min(Duration::from_millis(50));
                 let asked = Instant::now();
                 std::thread::sleep(nap);
-                let late = asked.elapsed().saturating_sub(nap);
-                // Exponential average with weight 1/8: quick enough to follow load, steady enough not to flap.
-                self.late_estimate = (self.late_estimate * 7 + late) / 8;
+                self.note_late(asked.elapsed().saturating_sub(nap));
+                slept = true;
                 if stop.load(Ordering::Relaxed) {
                     return false;
                 }
@@ -152,6 +172,14 @@ impl OsTimer {
                 std::hint::spin_loop();
             }
         }
+        // Dense schedules may leave no room to sleep, and so no new samples: now and then try
+        // a smaller margin, so the thread is not stuck spinning on an old estimate.
+        self.spin_only = if slept { 0 } else { self.spin_only + 1 };
+        if self.spin_only >= SAMPLES as u32 {
+            self.margin = (self.margin / 2).max(MIN_MARGIN);
+            self.spin_only = 0;
+        }
+        true
     }
 }
 

@@ -236,6 +236,16 @@ mod verdicts {
     }
 
     #[test]
+    fn handshakes_still_pending_at_the_end_are_counted() {
+        // Accepts TCP and never answers the upgrade; the connect timeout outlasts the run.
+        let mut plan = short(&hostile::tcp_reply(b""), Mode::Ping);
+        plan.connect_timeout = Duration::from_secs(10);
+        let summary = run(plan, None);
+        assert_eq!(summary.handshake_pending_at_end, 2, "{summary:#?}");
+        assert_eq!(summary.verdict, Verdict::Unreachable);
+    }
+
+    #[test]
     fn connections_that_all_drop_fail_the_run() {
         let summary = run(short(&hostile::drops_after_handshake(), Mode::Ping), None);
         assert_eq!(summary.verdict, Verdict::Failed, "{summary:#?}");
