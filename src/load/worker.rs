@@ -7,20 +7,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::pacing::Schedule;
 use super::plan::{ClockOffset, LoadPlan, Mode};
 use super::recorder::{Metric, Recorder};
 use crate::profile::MessageSet;
 use crate::schema::Catalog;
-use crate::session::{clip, ConnectError, ConnectOptions, Session};
-
-type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use crate::session::{clip, ConnectError, ConnectOptions, Session, Stream};
 
 /// The spec's reconnection strategy: 1 s doubling to 30 s, at most 10 attempts.
 pub const BACKOFF_START: Duration = Duration::from_secs(1);
@@ -223,25 +219,31 @@ fn message_type<'a>(parsed: &'a Option<Value>, text: &'a str) -> Option<std::bor
 }
 
 /// Counts how a connection ended, naming the cause.
-fn ended(shared: &Shared, message: Option<Result<Message, WsError>>) -> End {
+fn ended(shared: &Shared, ws: &Stream, message: Option<Result<Message, WsError>>) -> End {
+    let mid_frame = ws.get_ref().tracker().mid_frame();
     shared.recorder.error(match message {
         Some(Ok(Message::Close(frame))) => {
             format!("closed_{}", frame.map_or_else(|| "without_code".to_string(), |f| u16::from(f.code).to_string()))
         }
-        Some(Err(error)) => drop_kind(&error).to_string(),
-        None => "dropped_without_close".to_string(),
+        Some(Err(error)) => drop_kind(&error, mid_frame).to_string(),
+        None => drop_kind(&WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake), mid_frame).to_string(),
         Some(Ok(_)) => "unexpected_message".to_string(),
     });
     End::Broken
 }
 
-/// The cause of a connection that ended without a Close frame, as an error kind.
-pub fn drop_kind(error: &WsError) -> &'static str {
+/// The cause of a connection that ended without a Close frame, as an error kind. `mid_frame`
+/// tells a TCP end inside a frame from one between frames, which the library reports alike.
+pub fn drop_kind(error: &WsError, mid_frame: bool) -> &'static str {
+    let eof = matches!(error, WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))
+        || matches!(error, WsError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof);
+    if eof && mid_frame {
+        return "dropped_mid_frame";
+    }
     match error {
         WsError::Capacity(_) => "dropped_oversize_message",
         WsError::Utf8(_) => "dropped_invalid_utf8",
         WsError::Protocol(ProtocolError::MaskedFrameFromServer) => "dropped_masked_server_frame",
-        // The library cannot tell a TCP end between frames from one in the middle of a frame.
         WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => "dropped_without_close",
         WsError::Protocol(ProtocolError::NonZeroReservedBits) => "dropped_reserved_bits_set",
         WsError::Protocol(
@@ -258,7 +260,7 @@ pub fn drop_kind(error: &WsError) -> &'static str {
         WsError::Protocol(ProtocolError::InvalidCloseSequence) => "dropped_invalid_close_frame",
         WsError::Protocol(_) => "dropped_protocol_error",
         WsError::Io(e) if e.kind() == std::io::ErrorKind::ConnectionReset => "dropped_reset",
-        WsError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => "dropped_mid_frame",
+        WsError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => "dropped_without_close",
         WsError::Io(_) => "dropped_io_error",
         WsError::ConnectionClosed | WsError::AlreadyClosed => "dropped_after_close",
         _ => "dropped_other",
@@ -321,7 +323,7 @@ async fn ping_loop(shared: &Shared, index: usize, ws: &mut Stream, tally: &mut T
                         Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => false,
                         other => {
                             Recorder::add(&counters.unanswered_at_drop, outstanding.len() as u64);
-                            return ended(shared, other);
+                            return ended(shared, ws, other);
                         }
                     };
                     if pong {
@@ -438,7 +440,7 @@ async fn estimate_clock_offset(shared: &Shared, ws: &mut Stream, tally: &mut Tal
                     continue;
                 }
                 Ok(Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)))) => continue,
-                Ok(other) => return Err(OffsetFailure::Ended(ended(shared, other))),
+                Ok(other) => return Err(OffsetFailure::Ended(ended(shared, ws, other))),
             };
             let received = epoch_micros();
             let value = classify(shared, tally, &text).or_else(|| serde_json::from_str(&text).ok());
@@ -490,7 +492,7 @@ async fn push_loop(shared: &Shared, ws: &mut Stream, tally: &mut Tally) -> End {
                         continue;
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
-                    other => return ended(shared, other),
+                    other => return ended(shared, ws, other),
                 };
                 let received = epoch_micros();
                 let parsed = classify(shared, tally, &text).or_else(|| serde_json::from_str(&text).ok());
@@ -553,7 +555,7 @@ async fn close_and_await_echo(shared: &Shared, ws: &mut Stream) {
                 Some(Ok(Message::Close(_))) => return Ok(()),
                 Some(Ok(_)) => continue,
                 Some(Err(WsError::ConnectionClosed)) => return Ok(()),
-                Some(Err(error)) => return Err(drop_kind(&error)),
+                Some(Err(error)) => return Err(drop_kind(&error, ws.get_ref().tracker().mid_frame())),
                 None => return Err("dropped_without_close"),
             }
         }

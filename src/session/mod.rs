@@ -4,6 +4,7 @@
 //!
 //! Every wait takes a timeout: a hostile or dead server can stall a case, never the run.
 
+mod tracked;
 mod transcript;
 
 use std::time::{Duration, Instant};
@@ -11,12 +12,14 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::WebSocketStream;
 
+pub use tracked::TrackedStream;
 pub use transcript::{Direction, Transcript, TranscriptEntry};
 
 use crate::profile_hint::TypeTally;
@@ -116,7 +119,8 @@ pub enum Event {
     Timeout,
 }
 
-type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// The WebSocket over a TCP stream whose frame boundaries are followed (see [`tracked`]).
+pub type Stream = WebSocketStream<TrackedStream>;
 
 /// Outgoing bytes gathered before a write.
 const WRITE_BUFFER: usize = 128 * 1024;
@@ -160,8 +164,14 @@ impl Session {
             .write_buffer_size(WRITE_BUFFER)
             // A server that stops reading makes sends fail instead of making the client grow.
             .max_write_buffer_size(WRITE_BUFFER + options.max_message_bytes);
+        let host = request.uri().host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
+        let port = request.uri().port_u16().unwrap_or(80);
         let started = Instant::now();
-        let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
+        let connecting = async move {
+            let tcp = TcpStream::connect((host.as_str(), port)).await?;
+            let _ = tcp.set_nodelay(true);
+            tokio_tungstenite::client_async_with_config(request, TrackedStream::new(tcp), Some(config)).await
+        };
         let (ws, response) = match tokio::time::timeout(options.timeout, connecting).await {
             Err(_) => return Err(ConnectError::Timeout(options.timeout)),
             Ok(Ok(pair)) => pair,
@@ -174,9 +184,6 @@ impl Session {
             Ok(Err(WsError::Url(error))) => return Err(invalid(error.to_string())),
             Ok(Err(error)) => return Err(ConnectError::Handshake(error.to_string())),
         };
-        if let MaybeTlsStream::Plain(tcp) = ws.get_ref() {
-            let _ = tcp.set_nodelay(true);
-        }
         let subprotocol =
             response.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()).map(str::to_string);
         Ok(Session {
@@ -260,8 +267,13 @@ impl Session {
                 Ok(next) => next,
             };
             let at = self.started.elapsed();
+            let mid_frame = self.ws.get_ref().tracker().mid_frame();
             let event = match next {
+                None if mid_frame => Event::Dropped("the TCP connection ended in the middle of a frame".into()),
                 None => Event::Dropped("connection ended".into()),
+                Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))) if mid_frame => {
+                    Event::Dropped("the TCP connection ended in the middle of a frame".into())
+                }
                 Some(Ok(Message::Text(text))) => Event::Text(text.to_string()),
                 Some(Ok(Message::Binary(bytes))) => Event::Binary(bytes.to_vec()),
                 Some(Ok(Message::Close(frame))) => {
@@ -333,7 +345,7 @@ impl Session {
     }
 
     /// The bare WebSocket, for the load generator's hot loops, which keep no transcript.
-    pub fn into_stream(self) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+    pub fn into_stream(self) -> Stream {
         self.ws
     }
 }

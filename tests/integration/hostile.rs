@@ -112,3 +112,43 @@ pub fn answers_everything_with(reply: &'static str) -> String {
     });
     url
 }
+
+/// Completes the handshake, writes `bytes` raw (frames of the test's making), then closes.
+pub fn writes_after_handshake(bytes: &'static [u8]) -> String {
+    let (listener, url) = listen();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let _ = stream.set_read_timeout(Some(HOLD));
+            std::thread::spawn(move || {
+                let Some(ws) = handshake(stream) else { return };
+                let mut raw = ws.into_inner();
+                let _ = raw.write_all(bytes);
+                let _ = raw.flush();
+                // Read what the client sent, so the close is a FIN and not a reset.
+                let _ = raw.set_read_timeout(Some(Duration::from_millis(150)));
+                let mut sink = [0u8; 4096];
+                while matches!(raw.read(&mut sink), Ok(n) if n > 0) {}
+            });
+        }
+    });
+    url
+}
+
+/// Half of a 100-byte text frame, then the TCP end.
+pub const CUT_FRAME: &[u8] = b"\x81\x64{\"type\":\"Pong\"";
+/// The header of a 64 MiB binary frame.
+pub const HUGE_FRAME: &[u8] = b"\x82\x7f\x00\x00\x00\x00\x04\x00\x00\x00";
+/// A text frame that is not UTF-8.
+pub const INVALID_UTF8: &[u8] = b"\x81\x04\xff\xfe\xfd\xfc";
+/// A masked text frame, which only clients may send (RFC 6455 5.1).
+pub const MASKED_FRAME: &[u8] = b"\x81\x82\x01\x02\x03\x04\x7a\x6b";
+
+/// Completes the handshake, lets the client's first frames arrive unread, then closes: unread
+/// data makes the kernel answer with a TCP reset instead of a FIN.
+pub fn resets_after_handshake() -> String {
+    serve(|stream| {
+        let Some(ws) = handshake(stream) else { return };
+        std::thread::sleep(Duration::from_millis(200));
+        drop(ws);
+    })
+}

@@ -246,6 +246,22 @@ mod verdicts {
     }
 
     #[test]
+    fn each_drop_is_named_by_its_cause() {
+        for (url, kind) in [
+            (hostile::writes_after_handshake(hostile::CUT_FRAME), "dropped_mid_frame"),
+            (hostile::writes_after_handshake(b""), "dropped_without_close"),
+            (hostile::writes_after_handshake(hostile::HUGE_FRAME), "dropped_oversize_message"),
+            (hostile::writes_after_handshake(hostile::INVALID_UTF8), "dropped_invalid_utf8"),
+            (hostile::writes_after_handshake(hostile::MASKED_FRAME), "dropped_masked_server_frame"),
+            (hostile::resets_after_handshake(), "dropped_reset"),
+        ] {
+            let summary = run(short(&url, Mode::Ping), None);
+            assert!(summary.errors.contains_key(kind), "{kind}: {:?}", summary.errors);
+            assert_eq!(summary.verdict, Verdict::Failed, "{kind}");
+        }
+    }
+
+    #[test]
     fn connections_that_all_drop_fail_the_run() {
         let summary = run(short(&hostile::drops_after_handshake(), Mode::Ping), None);
         assert_eq!(summary.verdict, Verdict::Failed, "{summary:#?}");

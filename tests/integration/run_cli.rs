@@ -251,3 +251,13 @@ async fn the_ai_endpoint_under_the_core_profile_names_the_flag() {
     assert!(!right.stdout.contains("hint: "), "{}", right.stdout);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_server_that_dies_mid_frame_is_named_so() {
+    let url = crate::hostile::writes_after_handshake(crate::hostile::CUT_FRAME);
+    let out = wsprobe(args(&["run", "--url", &url, "--filter", "welcome.*", "--format", "json"])).await;
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    let message = report["cases"][0]["message"].as_str().unwrap();
+    assert!(message.contains("in the middle of a frame"), "{message}");
+}
