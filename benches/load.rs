@@ -145,6 +145,8 @@ fn timer_paced_client(
 fn reference(tick: Duration) -> BackgroundServer {
     let mut config = Config::new(Profile::Core);
     config.rate_limit = None;
+    config.max_connections = None;
+    config.idle_timeout = None;
     config.tick = tick;
     BackgroundServer::start(config, SocketAddr::from(([127, 0, 0, 1], 0)), 1).expect("reference server starts")
 }

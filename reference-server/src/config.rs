@@ -97,7 +97,22 @@ pub struct Config {
     pub stall_after_pings: u64,
     /// Read buffer per connection; small keeps many idle connections cheap.
     pub read_buffer_bytes: usize,
+    /// Open WebSocket connections at most; more are answered with HTTP 503. `None`: no cap.
+    pub max_connections: Option<usize>,
+    /// A welcomed client that sends nothing (not even a Ping) for this long is closed with
+    /// 1008. Longer than the spec's 30 s Ping interval plus its 10 s Pong timeout. `None`: never.
+    pub idle_timeout: Option<Duration>,
+    /// The upgrade request's head (request line and headers) at most; more gets HTTP 431.
+    pub max_request_head_bytes: usize,
+    /// Echo mode: the same listener, limits and frame handling, with an echo handler in place
+    /// of the protocol (for Autobahn|Testsuite's cases).
+    pub echo: bool,
 }
+
+/// Defaults for the limits above, documented in the README's "Hostile peers" section.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_MAX_REQUEST_HEAD_BYTES: usize = 16 * 1024;
 
 impl Config {
     pub fn new(profile: Profile) -> Config {
@@ -122,6 +137,10 @@ impl Config {
             stall: Duration::from_millis(500),
             stall_after_pings: 100,
             read_buffer_bytes: 16 * 1024,
+            max_connections: Some(DEFAULT_MAX_CONNECTIONS),
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            max_request_head_bytes: DEFAULT_MAX_REQUEST_HEAD_BYTES,
+            echo: false,
         }
     }
 
@@ -166,6 +185,7 @@ impl Config {
             ("the outgoing queue", self.outgoing_queue == 0),
             ("the maximum message size", self.max_message_bytes == 0),
             ("the signal interval", self.signal_every_ticks == 0),
+            ("--max-request-head-bytes", self.max_request_head_bytes == 0),
         ] {
             if zero {
                 return Err(ConfigError::Zero(name));

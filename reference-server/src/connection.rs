@@ -24,7 +24,9 @@ use crate::hub::{bump, Client};
 use crate::outbox::{Kind, Outbox, Outgoing, Pushed};
 use crate::protocol::{self, ClientMessage, Severity};
 use crate::rate_limit::RateLimiter;
+use crate::request_head::{self, Head, Prefixed};
 use crate::Shared;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 
 /// What the handshake learned about the client's credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,12 +46,42 @@ fn refuse(status: StatusCode, body: &str) -> ErrorResponse {
 pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
     let config = &shared.config;
+    // The whole opening handshake, request head included, is bounded in time (slowloris).
+    let handshake_deadline = tokio::time::Instant::now() + config.handshake_timeout;
+    let stream =
+        match tokio::time::timeout_at(handshake_deadline, request_head::read(stream, config.max_request_head_bytes))
+            .await
+        {
+            Ok(Ok(Head::Complete(stream))) => stream,
+            Ok(Ok(Head::TooLarge)) => {
+                bump(&shared.stats.handshakes_refused);
+                warn!(%peer, limit = config.max_request_head_bytes, "refused upgrade: request head too large (431)");
+                return;
+            }
+            Ok(Err(error)) => {
+                bump(&shared.stats.handshakes_refused);
+                debug!(%peer, %error, "handshake refused");
+                return;
+            }
+            Err(_) => {
+                bump(&shared.stats.handshakes_refused);
+                debug!(%peer, "handshake timed out");
+                return;
+            }
+        };
     let mut handshake_auth = HandshakeAuth::Absent;
     // The error type is tungstenite's; its size is not ours to choose.
     #[allow(clippy::result_large_err)]
     let callback = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
         if request.uri().path() != "/ws" {
             return Err(refuse(StatusCode::NOT_FOUND, "not found: the WebSocket endpoint is /ws\n"));
+        }
+        if config
+            .max_connections
+            .is_some_and(|max| shared.stats.connections_active.load(Ordering::Relaxed) >= max as u64)
+        {
+            warn!(%peer, "refused upgrade: connection limit reached (503)");
+            return Err(refuse(StatusCode::SERVICE_UNAVAILABLE, "service unavailable: too many connections\n"));
         }
         if config.auth == AuthMode::Off {
             return Ok(response);
@@ -73,7 +105,7 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         .max_message_size(Some(config.max_message_bytes))
         .max_frame_size(Some(config.max_message_bytes));
     let upgrade = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_config));
-    let ws = match tokio::time::timeout(config.handshake_timeout, upgrade).await {
+    let ws = match tokio::time::timeout_at(handshake_deadline, upgrade).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(error)) => {
             bump(&shared.stats.handshakes_refused);
@@ -99,6 +131,20 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let write_timeout = config.write_timeout;
     // The writer hands the sink back when it stops, so the connection can linger after a
     // Close it sent (see `linger`).
+    // The writer tells the reader when it stops. If it could not write (the client stopped
+    // reading, or went away) the reader ends the connection at once: a slow consumer does not
+    // keep its socket. If it sent a Close (from anywhere: the hub closes slow consumers too),
+    // the reader waits for the client's answer for the closing grace only.
+    let writer_stopped = Arc::new(tokio::sync::Notify::new());
+    let write_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (stopped, failed) = (writer_stopped.clone(), write_failed.clone());
+    let writer_failed = {
+        let (stopped, failed) = (stopped.clone(), failed.clone());
+        move || {
+            failed.store(true, Ordering::Release);
+            stopped.notify_one();
+        }
+    };
     let writer = tokio::spawn(async move {
         let mut batch = Vec::new();
         'writing: loop {
@@ -106,20 +152,27 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             for item in batch.drain(..) {
                 let (message, last) = match item {
                     Outgoing::Text(text) => (Message::Text(text), false),
+                    Outgoing::Binary(bytes) => (Message::Binary(bytes), false),
                     Outgoing::Close(frame) => (Message::Close(Some(frame)), true),
                 };
                 if !matches!(tokio::time::timeout(write_timeout, sink.feed(message)).await, Ok(Ok(()))) {
+                    writer_failed();
                     break 'writing;
                 }
                 if last {
-                    let _ = tokio::time::timeout(write_timeout, sink.flush()).await;
+                    if !matches!(tokio::time::timeout(write_timeout, sink.flush()).await, Ok(Ok(()))) {
+                        writer_failed();
+                    }
                     break 'writing;
                 }
             }
             if !matches!(tokio::time::timeout(write_timeout, sink.flush()).await, Ok(Ok(()))) {
+                writer_failed();
                 break;
             }
         }
+        stopped.notify_one();
+        drop(failed);
         sink
     });
 
@@ -135,31 +188,55 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         awaiting_auth: config.auth == AuthMode::Required && handshake_auth != HandshakeAuth::Verified,
         closing_since: None,
     };
-    if !session.awaiting_auth {
+    if !session.awaiting_auth && !config.echo {
         session.welcome();
     }
     let auth_deadline = tokio::time::Instant::now() + config.auth_timeout;
+    let mut last_heard = tokio::time::Instant::now();
 
     loop {
         // Waits are bounded while authenticating and while closing; a welcomed, idle client may stay.
         let deadline = match (session.closing_since, session.awaiting_auth) {
             (Some(since), _) => Some(tokio::time::Instant::from_std(since) + config.shutdown_grace),
             (None, true) => Some(auth_deadline),
-            (None, false) => None,
+            (None, false) => config.idle_timeout.map(|idle| last_heard + idle),
         };
-        let next = match deadline {
-            Some(deadline) => match tokio::time::timeout_at(deadline, stream.next()).await {
+        let read = async {
+            match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, stream.next()).await,
+                None => Ok(stream.next().await),
+            }
+        };
+        let next = tokio::select! {
+            biased;
+            _ = writer_stopped.notified() => {
+                if write_failed.load(Ordering::Acquire) {
+                    bump(&shared.stats.slow_consumers_closed);
+                    info!(%peer, "the client stopped reading (write timed out or failed): closing its socket");
+                    break;
+                }
+                // A Close went out; wait for the answer for the closing grace only.
+                session.closing_since.get_or_insert_with(Instant::now);
+                continue;
+            }
+            read = read => match read {
                 Ok(next) => next,
                 Err(_) if session.closing_since.is_some() => break,
-                Err(_) => {
+                Err(_) if session.awaiting_auth => {
                     bump(&shared.stats.auth_failures);
                     warn!(%peer, "no token before the authentication timeout");
                     session.close(CloseCode::Policy, "authentication timeout");
                     continue;
                 }
+                Err(_) => {
+                    let idle = config.idle_timeout.unwrap_or_default();
+                    info!(%peer, ?idle, "idle client: nothing received");
+                    session.close(CloseCode::Policy, &format!("idle timeout: nothing received for {} s", idle.as_secs()));
+                    continue;
+                }
             },
-            None => stream.next().await,
         };
+        last_heard = tokio::time::Instant::now();
         match next {
             None => break,
             Some(Ok(message)) => {
@@ -185,10 +262,14 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             }
             // The rest of the offending frame is still unread, so the WebSocket stream cannot
             // be read further: send the Close, then drain raw bytes (see `linger`).
-            Some(Err(error @ (WsError::Capacity(_) | WsError::Utf8(_)))) => {
+            Some(Err(error @ (WsError::Capacity(_) | WsError::Utf8(_) | WsError::Protocol(_))))
+                if !matches!(error, WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) =>
+            {
                 let (code, reason) = match error {
                     WsError::Capacity(_) => (CloseCode::Size, "message too big"),
-                    _ => (CloseCode::Invalid, "text frame is not valid UTF-8"),
+                    WsError::Utf8(_) => (CloseCode::Invalid, "text frame is not valid UTF-8"),
+                    // RFC 6455 7.1.7: fail the connection, with 1002, on a framing violation.
+                    _ => (CloseCode::Protocol, "protocol error"),
                 };
                 info!(%peer, %error, "unreadable frame");
                 session.close_now(code, reason);
@@ -211,8 +292,8 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     info!(%peer, %client_id, dropped_market_data = dropped, "disconnected");
 }
 
-type Sink = futures_util::stream::SplitSink<WebSocketStream<TcpStream>, Message>;
-type Stream = futures_util::stream::SplitStream<WebSocketStream<TcpStream>>;
+type Sink = futures_util::stream::SplitSink<WebSocketStream<Prefixed>, Message>;
+type Stream = futures_util::stream::SplitStream<WebSocketStream<Prefixed>>;
 
 /// Waits for the writer to send its Close, then reads and discards whatever the client still
 /// sends until it goes quiet. Closing a socket with unread data makes the kernel send a reset,
@@ -334,6 +415,21 @@ impl Session<'_> {
         self.close(CloseCode::Policy, "authentication failed");
     }
 
+    /// Echo mode: each data message goes back as it came, text as text, binary as binary.
+    fn echo(&mut self, message: Message) -> bool {
+        let outgoing = match message {
+            Message::Text(text) => Outgoing::Text(text),
+            Message::Binary(bytes) => Outgoing::Binary(bytes),
+            Message::Close(_) => return false,
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => return true,
+        };
+        if self.client.outbox.push_message(Kind::Important, outgoing) == Pushed::Overflow {
+            bump(&self.shared.stats.slow_consumers_closed);
+            self.client.outbox.close_now(CloseFrame { code: CloseCode::Again, reason: "slow consumer".into() });
+        }
+        true
+    }
+
     /// Handles one frame; false when the client closed the connection.
     fn on_message(&mut self, message: Message) -> bool {
         let is_data = matches!(message, Message::Text(_) | Message::Binary(_));
@@ -346,10 +442,20 @@ impl Session<'_> {
                 if !limiter.admit(Instant::now()) {
                     bump(&self.shared.stats.rate_limited);
                     warn!(peer = %self.peer, "rate limit exceeded");
-                    self.close_now(CloseCode::Policy, "rate limit exceeded");
+                    // Replies owed to the messages admitted before this one go out first.
+                    if self.closing_since.is_none() && !self.shared.config.has(Fault::Silent) {
+                        self.client.outbox.close_after_replies(CloseFrame {
+                            code: CloseCode::Policy,
+                            reason: "rate limit exceeded".into(),
+                        });
+                        self.closing_since = Some(Instant::now());
+                    }
                     return true;
                 }
             }
+        }
+        if self.shared.config.echo {
+            return self.echo(message);
         }
         match message {
             Message::Text(text) => self.on_text(&text),

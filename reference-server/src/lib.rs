@@ -12,6 +12,7 @@ mod hub;
 mod outbox;
 mod protocol;
 mod rate_limit;
+mod request_head;
 pub mod simulation;
 
 use std::net::SocketAddr;
@@ -29,7 +30,10 @@ use tracing::info;
 
 pub use auth::{AuthFailure, TokenVerifier};
 pub use clock::{iso8601, now_ms};
-pub use config::{AuthMode, Config, ConfigError, Fault, Profile};
+pub use config::{
+    AuthMode, Config, ConfigError, Fault, Profile, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_REQUEST_HEAD_BYTES,
+};
 pub use hub::StatsSnapshot;
 pub use protocol::parse_client_message;
 

@@ -55,6 +55,21 @@ struct Args {
     /// Pings answered before the stall under --fault stall-once.
     #[arg(long, default_value_t = 100)]
     stall_after_pings: u64,
+    /// Open WebSocket connections at most; more get HTTP 503 at the handshake. 0 lifts the cap.
+    #[arg(long, default_value_t = reference_server::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Close (1008) a client that sends nothing for this long; 0 never does. The default is
+    /// longer than the spec's 30 s Ping interval plus its 10 s Pong timeout.
+    #[arg(long, default_value_t = reference_server::DEFAULT_IDLE_TIMEOUT.as_millis() as u64)]
+    idle_timeout_ms: u64,
+    /// Largest upgrade request head (request line and headers); larger gets HTTP 431.
+    #[arg(long, default_value_t = reference_server::DEFAULT_MAX_REQUEST_HEAD_BYTES)]
+    max_request_head_bytes: usize,
+    /// Echo every text and binary message instead of speaking the protocol: the same listener,
+    /// limits and frame handling, for Autobahn|Testsuite's cases (ci/autobahn.sh). No welcome,
+    /// no broadcasts, and the rate limit is lifted.
+    #[arg(long)]
+    echo: bool,
 }
 
 fn main() -> ExitCode {
@@ -92,6 +107,13 @@ fn run(args: Args) -> anyhow::Result<()> {
     config.pong_delay = Duration::from_millis(args.pong_delay_ms);
     config.stall = Duration::from_millis(args.stall_ms);
     config.stall_after_pings = args.stall_after_pings;
+    config.max_connections = (args.max_connections > 0).then_some(args.max_connections);
+    config.idle_timeout = (args.idle_timeout_ms > 0).then(|| Duration::from_millis(args.idle_timeout_ms));
+    config.max_request_head_bytes = args.max_request_head_bytes;
+    config.echo = args.echo;
+    if args.echo {
+        config.rate_limit = None;
+    }
     config.check()?;
     if !config.faults.is_empty() {
         tracing::warn!(faults = ?config.faults, "deliberate protocol faults are on: this server does not conform");

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 
 /// What a queued text message is, for the drop policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +21,8 @@ pub enum Kind {
 #[derive(Debug)]
 pub enum Outgoing {
     Text(Utf8Bytes),
+    /// Only echo mode sends binary frames.
+    Binary(Bytes),
     /// Sends a Close frame, then the writer stops.
     Close(CloseFrame),
 }
@@ -61,6 +63,10 @@ impl Outbox {
     }
 
     pub fn push(&self, kind: Kind, text: Utf8Bytes) -> Pushed {
+        self.push_message(kind, Outgoing::Text(text))
+    }
+
+    pub fn push_message(&self, kind: Kind, message: Outgoing) -> Pushed {
         let outcome = {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             if state.closing {
@@ -79,7 +85,7 @@ impl Outbox {
                     return Pushed::Overflow;
                 }
             }
-            state.queue.push_back((kind, Outgoing::Text(text)));
+            state.queue.push_back((kind, message));
             outcome
         };
         self.ready.notify_one();
@@ -94,6 +100,23 @@ impl Outbox {
                 return;
             }
             state.closing = true;
+            state.queue.push_back((Kind::Important, Outgoing::Close(frame)));
+        }
+        self.ready.notify_one();
+    }
+
+    /// Queues a Close behind the replies already queued, dropping queued MarketData: what the
+    /// client was owed goes out, broadcasts do not hold the Close back.
+    pub fn close_after_replies(&self, frame: CloseFrame) {
+        {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if state.closing {
+                return;
+            }
+            state.closing = true;
+            let before = state.queue.len();
+            state.queue.retain(|(kind, _)| *kind == Kind::Important);
+            state.dropped += (before - state.queue.len()) as u64;
             state.queue.push_back((Kind::Important, Outgoing::Close(frame)));
         }
         self.ready.notify_one();
@@ -149,9 +172,22 @@ mod tests {
             .into_iter()
             .map(|o| match o {
                 Outgoing::Text(t) => t.to_string(),
+                Outgoing::Binary(b) => format!("binary {}", b.len()),
                 Outgoing::Close(f) => format!("close {}", u16::from(f.code)),
             })
             .collect()
+    }
+
+    #[test]
+    fn closing_after_replies_keeps_them_and_drops_market_data() {
+        let outbox = Outbox::new(8);
+        outbox.push(Kind::Important, text("pong 1"));
+        outbox.push(Kind::MarketData, text("m1"));
+        outbox.push(Kind::Important, text("pong 2"));
+        outbox.close_after_replies(CloseFrame { code: 1008.into(), reason: "rate".into() });
+        assert_eq!(outbox.push(Kind::Important, text("late")), Pushed::Closed);
+        assert_eq!(drain(&outbox), ["pong 1", "pong 2", "close 1008"]);
+        assert_eq!(outbox.dropped(), 1);
     }
 
     #[test]

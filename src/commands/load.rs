@@ -38,6 +38,9 @@ pub fn run(catalog: Catalog, args: &LoadArgs) -> anyhow::Result<u8> {
     let server = if bundled {
         let mut config = reference_server::Config::new(args.profile.into());
         config.rate_limit = None;
+        // Load decides how many connections there are and how long they idle.
+        config.max_connections = None;
+        config.idle_timeout = None;
         config.tick = args.server_tick;
         let server = reference_server::BackgroundServer::start(
             config,

@@ -22,6 +22,8 @@ use crate::session::{clip, ConnectError, ConnectOptions, Session, Stream};
 pub const BACKOFF_START: Duration = Duration::from_secs(1);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 pub const MAX_ATTEMPTS: u32 = 10;
+/// The spec's client heartbeat: a Ping every 30 s.
+const HEARTBEAT: Duration = Duration::from_secs(30);
 /// Counters are batched per connection and published this often (in messages).
 const PUBLISH_EVERY: u64 = 64;
 /// Messages handled per wake-up before the loop sends again.
@@ -479,10 +481,20 @@ async fn push_loop(shared: &Shared, ws: &mut Stream, tally: &mut Tally) -> End {
     };
     let stop = tokio::time::sleep_until(shared.deadline);
     tokio::pin!(stop);
+    // A client Pings every 30 s (the spec's heartbeat), so a server's idle limit does not end
+    // a long push run; the Pongs are not pushes and are not timed.
+    let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
     loop {
         tokio::select! {
             biased;
             _ = &mut stop => return End::Deadline,
+            _ = heartbeat.tick() => {
+                if ws.send(Message::text(ping_text())).await.is_err() {
+                    shared.recorder.error("send_failed");
+                    return End::Broken;
+                }
+                tally.sent += 1;
+            }
             message = ws.next() => {
                 let text = match message {
                     Some(Ok(Message::Text(text))) => text,
@@ -496,6 +508,9 @@ async fn push_loop(shared: &Shared, ws: &mut Stream, tally: &mut Tally) -> End {
                 };
                 let received = epoch_micros();
                 let parsed = classify(shared, tally, &text).or_else(|| serde_json::from_str(&text).ok());
+                if parsed.as_ref().and_then(|v| v.get("type")).and_then(Value::as_str) == Some("Pong") {
+                    continue;
+                }
                 let stamp = parsed.as_ref().and_then(|v| v.get("timestamp")).and_then(Value::as_i64);
                 match stamp {
                     Some(server_ms) => {
