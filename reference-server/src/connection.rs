@@ -43,6 +43,15 @@ fn refuse(status: StatusCode, body: &str) -> ErrorResponse {
     response
 }
 
+/// Counts and logs an opening handshake that failed (`None`: it timed out).
+fn handshake_failed(shared: &Shared, peer: SocketAddr, error: Option<&dyn std::fmt::Display>) {
+    bump(&shared.stats.handshakes_refused);
+    match error {
+        Some(error) => debug!(%peer, %error, "handshake refused"),
+        None => debug!(%peer, "handshake timed out"),
+    }
+}
+
 pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
     let config = &shared.config;
@@ -58,16 +67,8 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                 warn!(%peer, limit = config.max_request_head_bytes, "refused upgrade: request head too large (431)");
                 return;
             }
-            Ok(Err(error)) => {
-                bump(&shared.stats.handshakes_refused);
-                debug!(%peer, %error, "handshake refused");
-                return;
-            }
-            Err(_) => {
-                bump(&shared.stats.handshakes_refused);
-                debug!(%peer, "handshake timed out");
-                return;
-            }
+            Ok(Err(error)) => return handshake_failed(&shared, peer, Some(&error)),
+            Err(_) => return handshake_failed(&shared, peer, None),
         };
     let mut handshake_auth = HandshakeAuth::Absent;
     // The error type is tungstenite's; its size is not ours to choose.
@@ -107,16 +108,8 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let upgrade = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_config));
     let ws = match tokio::time::timeout_at(handshake_deadline, upgrade).await {
         Ok(Ok(ws)) => ws,
-        Ok(Err(error)) => {
-            bump(&shared.stats.handshakes_refused);
-            debug!(%peer, %error, "handshake refused");
-            return;
-        }
-        Err(_) => {
-            bump(&shared.stats.handshakes_refused);
-            debug!(%peer, "handshake timed out");
-            return;
-        }
+        Ok(Err(error)) => return handshake_failed(&shared, peer, Some(&error)),
+        Err(_) => return handshake_failed(&shared, peer, None),
     };
 
     let id = shared.next_client.fetch_add(1, Ordering::Relaxed) + 1;
@@ -272,7 +265,8 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                     _ => (CloseCode::Protocol, "protocol error"),
                 };
                 info!(%peer, %error, "unreadable frame");
-                session.close_now(code, reason);
+                // Replies to the frames before the bad one are still owed; broadcasts are not.
+                session.close_after_replies(code, reason);
                 shared.hub.remove(id);
                 linger(writer, stream, config.shutdown_grace).await;
                 shared.stats.connections_active.fetch_sub(1, Ordering::Relaxed);
@@ -394,10 +388,10 @@ impl Session<'_> {
         }
     }
 
-    fn close_now(&mut self, code: CloseCode, reason: &str) {
+    fn close_after_replies(&mut self, code: CloseCode, reason: &str) {
         if self.closing_since.is_none() && !self.shared.config.has(Fault::Silent) {
             info!(peer = %self.peer, code = u16::from(code), reason, "closing");
-            self.client.outbox.close_now(CloseFrame { code, reason: reason.to_string().into() });
+            self.client.outbox.close_after_replies(CloseFrame { code, reason: reason.to_string().into() });
             self.closing_since = Some(Instant::now());
         }
     }
@@ -443,13 +437,7 @@ impl Session<'_> {
                     bump(&self.shared.stats.rate_limited);
                     warn!(peer = %self.peer, "rate limit exceeded");
                     // Replies owed to the messages admitted before this one go out first.
-                    if self.closing_since.is_none() && !self.shared.config.has(Fault::Silent) {
-                        self.client.outbox.close_after_replies(CloseFrame {
-                            code: CloseCode::Policy,
-                            reason: "rate limit exceeded".into(),
-                        });
-                        self.closing_since = Some(Instant::now());
-                    }
+                    self.close_after_replies(CloseCode::Policy, "rate limit exceeded");
                     return true;
                 }
             }
