@@ -1,134 +1,361 @@
-//! Reads captured messages: JSON Lines (one message a line), or one JSON document holding a
-//! message or an array of messages. Every message keeps the line it starts on, because a
-//! report that cannot point at the offending line is of little use on a large capture.
+//! Reads captured messages as a stream: JSON Lines (one message a line), one JSON document
+//! (pretty-printed or not), or a top-level array of messages, element by element. Memory stays
+//! bounded whatever the input's size: one message at a time is held, and a message larger than
+//! the cap is reported and skipped without being stored. Every message keeps the line it
+//! starts on, because a report that cannot point at the offending line is of little use on a
+//! large capture.
+
+use std::io::{self, BufRead};
 
 use serde_json::Value;
+
+/// The largest message read by default (`--max-message-bytes`): the size `wsprobe run` and
+/// `load` accept from a server.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 << 20;
+
+/// One message as read from a capture, not yet parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawMessage {
+    /// 1-based line on which the message starts.
+    pub line: usize,
+    /// Its text, or why it could not be kept (too large, not UTF-8).
+    pub text: Result<String, String>,
+}
 
 /// One message as read from a capture.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Captured {
-    /// 1-based line on which the message starts.
+    /// 1-based line on which the message starts (for a syntax error: the line of the error).
     pub line: usize,
     /// The message, or why its text is not JSON.
     pub parsed: Result<Value, String>,
 }
 
-/// Calls `each` for every message in `text`, in order, without holding them all in memory
-/// when the input is JSON Lines.
+impl RawMessage {
+    pub fn parse(&self) -> Captured {
+        match &self.text {
+            Err(reason) => Captured { line: self.line, parsed: Err(reason.clone()) },
+            Ok(text) => match serde_json::from_str::<Value>(text) {
+                Ok(value) => Captured { line: self.line, parsed: Ok(value) },
+                Err(error) => Captured {
+                    line: self.line + error.line().saturating_sub(1),
+                    parsed: Err(format!("not valid JSON: {error}")),
+                },
+            },
+        }
+    }
+}
+
+/// Calls `each` for every message in `text`, in order.
 pub fn for_each_message(text: &str, mut each: impl FnMut(Captured)) {
-    let Some(first) = text.find(|c: char| !c.is_whitespace()) else { return };
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Array(items)) => {
-            let starts = array_element_lines(text, first);
-            for (index, item) in items.into_iter().enumerate() {
-                let line = starts.get(index).copied().unwrap_or_else(|| line_of(text, first));
-                each(Captured { line, parsed: Ok(item) });
-            }
-        }
-        Ok(value) => each(Captured { line: line_of(text, first), parsed: Ok(value) }),
-        Err(error) if is_single_broken_document(text, first, &error) => {
-            each(Captured { line: error.line(), parsed: Err(format!("not valid JSON: {error}")) })
-        }
-        Err(_) => for_each_line(text, each),
+    let mut reader = MessageReader::new(text.as_bytes(), DEFAULT_MAX_MESSAGE_BYTES);
+    while let Ok(Some(raw)) = reader.next_message() {
+        each(raw.parse());
     }
 }
 
-/// JSON Lines: blank lines are skipped; a line that does not parse is reported, not fatal.
-fn for_each_line(text: &str, each: impl FnMut(Captured)) {
-    for_each_line_from(text, 1, each)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// Not decided until the first non-blank byte.
+    Unknown,
+    /// One value per line, or several lines for a value that does not close on its line.
+    Lines,
+    /// Inside a top-level array.
+    Array,
+    /// After the top-level array's closing bracket.
+    AfterArray,
 }
 
-/// Like JSON Lines reading, for a piece of a capture whose first line is `first_line`.
-pub fn for_each_line_from(text: &str, first_line: usize, mut each: impl FnMut(Captured)) {
-    for (index, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() {
-            continue;
-        }
-        let parsed = serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"));
-        each(Captured { line: first_line + index, parsed });
+/// Splits a byte stream into messages, holding at most one message (capped) at a time.
+pub struct MessageReader<R> {
+    input: R,
+    max_bytes: usize,
+    layout: Layout,
+    /// The line the next byte is on.
+    line: usize,
+    /// A line read ahead and put back.
+    pending: Option<Vec<u8>>,
+}
+
+impl<R: BufRead> MessageReader<R> {
+    pub fn new(input: R, max_bytes: usize) -> MessageReader<R> {
+        MessageReader { input, max_bytes, layout: Layout::Unknown, line: 1, pending: None }
     }
-}
 
-/// Whether `for_each_message` would read `text` as JSON Lines.
-pub fn is_json_lines(text: &str) -> bool {
-    let Some(first) = text.find(|c: char| !c.is_whitespace()) else { return false };
-    match serde_json::from_str::<serde::de::IgnoredAny>(text) {
-        Ok(_) => false,
-        Err(error) => !is_single_broken_document(text, first, &error),
-    }
-}
-
-/// Splits JSON Lines text into line-aligned pieces of about `size` bytes, each with the number
-/// of its first line, so pieces can be checked in parallel and reported in order.
-pub fn line_chunks(text: &str, size: usize) -> Vec<(usize, &str)> {
-    let mut chunks = Vec::new();
-    let (mut start, mut line) = (0, 1);
-    while start < text.len() {
-        let mut end = (start + size.max(1)).min(text.len());
-        end = match text[end..].find('\n') {
-            Some(offset) if end < text.len() => end + offset + 1,
-            _ => text.len(),
-        };
-        let piece = &text[start..end];
-        chunks.push((line, piece));
-        line += piece.bytes().filter(|b| *b == b'\n').count();
-        start = end;
-    }
-    chunks
-}
-
-/// A pretty-printed document with a syntax error fails past its first line, and none of its
-/// lines parses on its own (`{`, `"type": "Ping",`). JSON Lines fails with "trailing
-/// characters" after a good first line, or has other lines that do parse on their own.
-fn is_single_broken_document(text: &str, first: usize, error: &serde_json::Error) -> bool {
-    const LINES_SAMPLED: usize = 100;
-    let parses_alone = |line: &str| serde_json::from_str::<serde::de::IgnoredAny>(line).is_ok();
-    error.line() > line_of(text, first)
-        && !text[first..].lines().filter(|l| !l.trim().is_empty()).take(LINES_SAMPLED).any(parses_alone)
-}
-
-fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset].iter().filter(|b| **b == b'\n').count() + 1
-}
-
-/// The starting line of each element of the top-level array that opens at byte `open`.
-fn array_element_lines(text: &str, open: usize) -> Vec<usize> {
-    let bytes = text.as_bytes();
-    let mut lines = Vec::new();
-    let mut line = line_of(text, open);
-    let (mut depth, mut in_string, mut escaped, mut expect_value) = (0usize, false, false, true);
-    for &byte in &bytes[open..] {
-        if byte == b'\n' {
-            line += 1;
-        }
-        if in_string {
-            match (escaped, byte) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        if depth == 1 && expect_value && !byte.is_ascii_whitespace() && byte != b']' {
-            lines.push(line);
-            expect_value = false;
-        }
-        match byte {
-            b'"' => in_string = true,
-            b'[' | b'{' => depth += 1,
-            b']' | b'}' => {
-                depth -= 1;
-                if depth == 0 {
-                    break;
+    /// The next message, or `None` at the end of the input.
+    pub fn next_message(&mut self) -> io::Result<Option<RawMessage>> {
+        loop {
+            match self.layout {
+                Layout::Unknown => match self.skip_whitespace()? {
+                    None => return Ok(None),
+                    Some(b'[') => {
+                        self.input.consume(1);
+                        self.layout = Layout::Array;
+                    }
+                    Some(_) => self.layout = Layout::Lines,
+                },
+                Layout::Lines => return self.next_line_message(),
+                Layout::Array => match self.skip_whitespace()? {
+                    None => {
+                        self.layout = Layout::AfterArray;
+                        return Ok(Some(RawMessage {
+                            line: self.line,
+                            text: Err("not valid JSON: the top-level array is not closed".into()),
+                        }));
+                    }
+                    Some(b',') => self.input.consume(1),
+                    Some(b']') => {
+                        self.input.consume(1);
+                        self.layout = Layout::AfterArray;
+                    }
+                    Some(_) => return self.next_array_element().map(Some),
+                },
+                Layout::AfterArray => {
+                    return match self.skip_whitespace()? {
+                        None => Ok(None),
+                        Some(_) => {
+                            // Another document follows: read the rest as lines.
+                            self.layout = Layout::Lines;
+                            continue;
+                        }
+                    };
                 }
             }
-            b',' if depth == 1 => expect_value = true,
-            _ => {}
         }
     }
-    lines
+
+    /// Skips whitespace, counting lines; returns the next byte without consuming it.
+    fn skip_whitespace(&mut self) -> io::Result<Option<u8>> {
+        loop {
+            let buffer = self.input.fill_buf()?;
+            if buffer.is_empty() {
+                return Ok(None);
+            }
+            let mut used = 0;
+            for &byte in buffer {
+                if !byte.is_ascii_whitespace() {
+                    let found = Some(byte);
+                    self.input.consume(used);
+                    return Ok(found);
+                }
+                if byte == b'\n' {
+                    self.line += 1;
+                }
+                used += 1;
+            }
+            self.input.consume(used);
+        }
+    }
+
+    /// A line holding a whole value is one message. A line that leaves a bracket open starts a
+    /// multi-line document, which runs until its brackets close; but a later line that is a
+    /// whole object on its own means the open line was a broken message of its own.
+    fn next_line_message(&mut self) -> io::Result<Option<RawMessage>> {
+        let mut line_bytes = Vec::new();
+        loop {
+            let start = self.line;
+            let Some(overflow) = self.read_line_capped(&mut line_bytes)? else { return Ok(None) };
+            if overflow {
+                return Ok(Some(too_large(start, self.max_bytes)));
+            }
+            let trimmed = trim(&line_bytes);
+            if trimmed.is_empty() {
+                continue;
+            }
+            let mut depth = Depth::default();
+            depth.feed(trimmed);
+            if depth.closed() || parses(trimmed) {
+                return Ok(Some(RawMessage { line: start, text: utf8(trimmed.to_vec()) }));
+            }
+            // A multi-line document (or a broken line).
+            let mut document = trimmed.to_vec();
+            document.push(b'\n');
+            loop {
+                let before = self.line;
+                let Some(overflow) = self.read_line_capped(&mut line_bytes)? else {
+                    return Ok(Some(RawMessage { line: start, text: utf8(document) }));
+                };
+                let next = trim(&line_bytes);
+                if overflow || document.len() + next.len() > self.max_bytes {
+                    // Skip to the document's end is not knowable; report it as too large.
+                    return Ok(Some(too_large(start, self.max_bytes)));
+                }
+                if next.starts_with(b"{") && parses(next) {
+                    // The open line was a broken message; this line is the next one. Hand the
+                    // broken one back now and keep this line for the next call.
+                    self.pending_line(before, next.to_vec());
+                    return Ok(Some(RawMessage { line: start, text: utf8(document) }));
+                }
+                depth.feed(next);
+                document.extend_from_slice(next);
+                document.push(b'\n');
+                if depth.closed() {
+                    return Ok(Some(RawMessage { line: start, text: utf8(document) }));
+                }
+            }
+        }
+    }
+
+    /// One element of the top-level array, up to the `,` or `]` that ends it.
+    fn next_array_element(&mut self) -> io::Result<RawMessage> {
+        let start = self.line;
+        let mut element = Vec::new();
+        let mut depth = Depth::default();
+        let mut overflow = false;
+        loop {
+            let buffer = self.input.fill_buf()?;
+            if buffer.is_empty() {
+                // The input ended inside the array: this element is where it broke off.
+                self.layout = Layout::AfterArray;
+                break;
+            }
+            let mut used = 0;
+            let mut done = false;
+            for &byte in buffer {
+                if depth.at_top() && (byte == b',' || byte == b']') {
+                    done = true;
+                    break;
+                }
+                if byte == b'\n' {
+                    self.line += 1;
+                }
+                depth.feed(&[byte]);
+                used += 1;
+            }
+            if !overflow {
+                if element.len() + used > self.max_bytes {
+                    overflow = true;
+                    element = Vec::new();
+                } else {
+                    element.extend_from_slice(&buffer[..used]);
+                }
+            }
+            self.input.consume(used);
+            if done {
+                break;
+            }
+        }
+        if overflow {
+            return Ok(too_large(start, self.max_bytes));
+        }
+        let trimmed = trim(&element).to_vec();
+        Ok(RawMessage { line: start, text: utf8(trimmed) })
+    }
+
+    /// Reads one line (without its newline) into `into`, keeping at most `max_bytes`; `None`
+    /// at the end of the input, `Some(true)` when the line was longer than the cap.
+    fn read_line_capped(&mut self, into: &mut Vec<u8>) -> io::Result<Option<bool>> {
+        into.clear();
+        if let Some(line) = self.pending.take() {
+            *into = line;
+            self.line += 1;
+            return Ok(Some(false));
+        }
+        let mut overflow = false;
+        let mut read_any = false;
+        loop {
+            let buffer = self.input.fill_buf()?;
+            if buffer.is_empty() {
+                return Ok(read_any.then_some(overflow));
+            }
+            read_any = true;
+            let (piece, newline) = match buffer.iter().position(|b| *b == b'\n') {
+                Some(at) => (&buffer[..at], true),
+                None => (buffer, false),
+            };
+            if !overflow && into.len() + piece.len() > self.max_bytes {
+                overflow = true;
+                into.clear();
+            }
+            if !overflow {
+                into.extend_from_slice(piece);
+            }
+            let used = piece.len() + usize::from(newline);
+            self.input.consume(used);
+            if newline {
+                self.line += 1;
+                return Ok(Some(overflow));
+            }
+        }
+    }
+}
+
+impl<R> MessageReader<R> {
+    /// Puts back a line read ahead (it started on line `line`).
+    fn pending_line(&mut self, line: usize, text: Vec<u8>) {
+        self.pending = Some(text);
+        self.line = line;
+    }
+}
+
+fn too_large(line: usize, max: usize) -> RawMessage {
+    RawMessage {
+        line,
+        text: Err(format!("the message is larger than {max} bytes (--max-message-bytes); it was skipped")),
+    }
+}
+
+fn utf8(bytes: Vec<u8>) -> Result<String, String> {
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "not UTF-8 text (invalid byte at offset {}); captures must be JSON in UTF-8",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+fn trim(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    &bytes[start..end]
+}
+
+fn parses(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
+}
+
+/// Bracket depth outside strings, as bytes go by.
+#[derive(Debug, Default, Clone, Copy)]
+struct Depth {
+    depth: i64,
+    opened: bool,
+    in_string: bool,
+    escaped: bool,
+}
+
+impl Depth {
+    fn feed(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            if self.in_string {
+                match (self.escaped, byte) {
+                    (true, _) => self.escaped = false,
+                    (false, b'\\') => self.escaped = true,
+                    (false, b'"') => self.in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match byte {
+                b'"' => self.in_string = true,
+                b'[' | b'{' => {
+                    self.depth += 1;
+                    self.opened = true;
+                }
+                b']' | b'}' => self.depth -= 1,
+                _ => {}
+            }
+        }
+    }
+
+    /// Outside any bracket and string (for array elements: between elements).
+    fn at_top(&self) -> bool {
+        self.depth <= 0 && !self.in_string
+    }
+
+    /// A bracket was opened and every bracket is closed again.
+    fn closed(&self) -> bool {
+        self.opened && self.depth <= 0 && !self.in_string
+    }
 }
 
 #[cfg(test)]
@@ -154,7 +381,7 @@ mod tests {
         let got = read("{\"a\":\n{\"b\":2}\n");
         assert_eq!(got.len(), 2);
         assert!(got[0].1.is_err());
-        assert!(got[1].1.is_ok());
+        assert_eq!(got[1], (2, Ok(serde_json::json!({"b": 2}))));
     }
 
     #[test]
@@ -164,6 +391,7 @@ mod tests {
         let lines: Vec<usize> = got.iter().map(|g| g.0).collect();
         assert_eq!(lines, vec![3, 4, 6]);
         assert_eq!(got[0].1.as_ref().unwrap()["s"], "],{\"");
+        assert_eq!(got[2].1.as_ref().unwrap(), &serde_json::json!(3));
     }
 
     #[test]
@@ -171,6 +399,7 @@ mod tests {
         let got = read("{\n  \"type\": \"Ping\",\n  \"timestamp\": 1\n}\n");
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].0, 1);
+        assert!(got[0].1.is_ok());
     }
 
     #[test]
@@ -182,23 +411,37 @@ mod tests {
     }
 
     #[test]
-    fn chunks_split_on_lines_and_keep_line_numbers() {
-        let text = "{\"a\":1}\n\n{\"b\":2}\n{\"c\":3}\nbad\n";
-        assert!(is_json_lines(text));
-        assert!(!is_json_lines("[1, 2]"));
-        let mut whole = Vec::new();
-        for_each_message(text, |c| whole.push((c.line, c.parsed.is_ok())));
-        for size in [1, 3, 8, 1000] {
-            let mut pieces = Vec::new();
-            for (first, piece) in line_chunks(text, size) {
-                for_each_line_from(piece, first, |c| pieces.push((c.line, c.parsed.is_ok())));
+    fn oversized_messages_are_reported_and_skipped_in_every_layout() {
+        let big = format!("{{\"type\":\"{}\"}}", "x".repeat(100));
+        let lines = format!("{{\"a\":1}}\n{big}\n{{\"b\":2}}\n");
+        let array = format!("[{{\"a\":1}},\n{big},\n{{\"b\":2}}]");
+        for text in [lines, array] {
+            let mut reader = MessageReader::new(text.as_bytes(), 50);
+            let mut got = Vec::new();
+            while let Some(raw) = reader.next_message().unwrap() {
+                got.push(raw.parse());
             }
-            assert_eq!(pieces, whole, "chunk size {size}");
+            assert_eq!(got.len(), 3, "{text}");
+            assert!(got[1].parsed.as_ref().unwrap_err().contains("larger than 50 bytes"), "{got:?}");
+            assert_eq!((got[1].line, got[2].line), (2, 3));
+            assert!(got[2].parsed.is_ok());
         }
+    }
+
+    #[test]
+    fn an_unclosed_array_and_bytes_that_are_not_utf8_are_errors_not_panics() {
+        let got = read("[{\"a\":1},\n{\"b\":");
+        assert_eq!(got.len(), 2);
+        assert!(got[1].1.is_err());
+        let mut reader = MessageReader::new(&b"{\"a\":\"\xff\"}\n{\"b\":2}\n"[..], 1000);
+        let first = reader.next_message().unwrap().unwrap().parse();
+        assert!(first.parsed.unwrap_err().contains("not UTF-8"));
+        assert!(reader.next_message().unwrap().unwrap().parse().parsed.is_ok());
     }
 
     #[test]
     fn empty_input_has_no_messages() {
         assert!(read("  \n\n").is_empty());
+        assert!(read("[]").is_empty());
     }
 }

@@ -52,6 +52,10 @@ pub struct ValidateArgs {
     pub direction: Direction,
     #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
     pub format: ReportFormat,
+    /// The largest message read; a larger one is reported as invalid and skipped, so memory
+    /// stays bounded whatever the input.
+    #[arg(long, default_value_t = crate::capture::DEFAULT_MAX_MESSAGE_BYTES, value_name = "BYTES")]
+    pub max_message_bytes: usize,
     /// Files to check; `-` reads standard input.
     #[arg(required = true, value_name = "FILE|-")]
     pub files: Vec<String>,

@@ -1,24 +1,23 @@
 //! `wsprobe validate`: check captured traffic against the schemas.
 //!
-//! Large JSON Lines captures are checked on every core: line-aligned pieces go to threads, each
+//! Input is streamed: messages are read one at a time (see [`capture`]) and gathered into
+//! batches of about 4 MB; each wave of batches is parsed and checked on every core, each batch
 //! renders its part of the report into a buffer, and the buffers are written in input order,
-//! so the output is the same as a sequential run.
+//! so the output is the same as a sequential run and memory stays bounded for any input size.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Write};
 
 use anyhow::{bail, Context};
 
-use crate::capture::{self, Captured};
+use crate::capture::{Captured, MessageReader, RawMessage};
 use crate::cli::{ReportFormat, ValidateArgs};
 use crate::exit;
 use crate::profile::MessageSet;
 use crate::report::validation::{HumanReporter, JsonReporter, MessageOutcome, Totals, ValidationReporter};
 use crate::schema::{Catalog, Violation};
 
-/// Captures smaller than this are checked on one thread: threads would cost more than they save.
-const PARALLEL_FROM_BYTES: usize = 8 << 20;
-/// Size of the piece each thread checks at a time; bounds the report buffered per thread.
-const PIECE_BYTES: usize = 4 << 20;
+/// Bytes of messages per batch; bounds what each thread holds and buffers.
+const BATCH_BYTES: usize = 4 << 20;
 
 pub fn run(catalog: &Catalog, args: &ValidateArgs, out: impl Write) -> anyhow::Result<u8> {
     let mut out = std::io::BufWriter::new(out);
@@ -33,42 +32,82 @@ pub fn run(catalog: &Catalog, args: &ValidateArgs, out: impl Write) -> anyhow::R
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut totals = Totals { files: args.files.len(), ..Totals::default() };
     for file in &args.files {
-        let text = read_input(file)?;
-        if threads > 1 && text.len() >= PARALLEL_FROM_BYTES && capture::is_json_lines(&text) {
-            let pieces = capture::line_chunks(&text, PIECE_BYTES);
-            for wave in pieces.chunks(threads) {
-                let results: Vec<std::io::Result<(Vec<u8>, Totals)>> = std::thread::scope(|scope| {
+        let input: Box<dyn BufRead> = if file == "-" {
+            Box::new(std::io::stdin().lock())
+        } else {
+            let opened = std::fs::File::open(file).with_context(|| format!("cannot read {file}"))?;
+            Box::new(std::io::BufReader::with_capacity(256 << 10, opened))
+        };
+        let mut reader = MessageReader::new(input, args.max_message_bytes);
+        loop {
+            let wave = read_wave(&mut reader, threads, file)?;
+            if wave.is_empty() {
+                break;
+            }
+            let results: Vec<std::io::Result<(Vec<u8>, Totals)>> = if wave.len() == 1 {
+                vec![check_batch(catalog, set, args.format, file, &wave[0])]
+            } else {
+                std::thread::scope(|scope| {
                     let handles: Vec<_> = wave
                         .iter()
-                        .map(|(first_line, piece)| {
-                            scope.spawn(move || {
-                                let mut buffer = Vec::new();
-                                let piece_totals = check_piece(catalog, set, args.format, file, &mut buffer, |each| {
-                                    capture::for_each_line_from(piece, *first_line, each)
-                                })?;
-                                Ok((buffer, piece_totals))
-                            })
-                        })
+                        .map(|batch| scope.spawn(move || check_batch(catalog, set, args.format, file, batch)))
                         .collect();
                     handles.into_iter().map(|h| h.join().expect("a validation thread panicked")).collect()
-                });
-                for result in results {
-                    let (buffer, piece_totals) = result.context("cannot render the report")?;
-                    out.write_all(&buffer).context("cannot write the report")?;
-                    totals.valid += piece_totals.valid;
-                    totals.invalid += piece_totals.invalid;
-                }
+                })
+            };
+            for result in results {
+                let (buffer, batch_totals) = result.context("cannot render the report")?;
+                out.write_all(&buffer).context("cannot write the report")?;
+                totals.valid += batch_totals.valid;
+                totals.invalid += batch_totals.invalid;
             }
-        } else {
-            let file_totals =
-                check_piece(catalog, set, args.format, file, &mut out, |each| capture::for_each_message(&text, each))
-                    .context("cannot write the report")?;
-            totals.valid += file_totals.valid;
-            totals.invalid += file_totals.invalid;
+            // A live capture piped in shows its findings as they come.
+            out.flush().context("cannot write the report")?;
         }
     }
     reporter(args.format, &mut out).finish(&totals).context("cannot write the report")?;
     Ok(if totals.invalid == 0 { exit::SUCCESS } else { exit::FAILURES })
+}
+
+/// Up to `threads` batches of about [`BATCH_BYTES`] each; empty at the end of the input.
+fn read_wave<R: BufRead>(
+    reader: &mut MessageReader<R>,
+    threads: usize,
+    file: &str,
+) -> anyhow::Result<Vec<Vec<RawMessage>>> {
+    let mut wave = Vec::with_capacity(threads);
+    for _ in 0..threads.max(1) {
+        let (mut batch, mut bytes) = (Vec::new(), 0);
+        while bytes < BATCH_BYTES {
+            let Some(message) = reader.next_message().with_context(|| format!("cannot read {file}"))? else {
+                break;
+            };
+            bytes += message.text.as_ref().map_or(64, String::len);
+            batch.push(message);
+        }
+        if batch.is_empty() {
+            break;
+        }
+        wave.push(batch);
+    }
+    Ok(wave)
+}
+
+/// Parses and checks one batch; returns its part of the report and its counts.
+fn check_batch(
+    catalog: &Catalog,
+    set: MessageSet,
+    format: ReportFormat,
+    file: &str,
+    batch: &[RawMessage],
+) -> std::io::Result<(Vec<u8>, Totals)> {
+    let mut buffer = Vec::new();
+    let totals = check_piece(catalog, set, format, file, &mut buffer, |each| {
+        for raw in batch {
+            each(raw.parse());
+        }
+    })?;
+    Ok((buffer, totals))
 }
 
 fn reporter<'w>(format: ReportFormat, out: &'w mut dyn Write) -> Box<dyn ValidationReporter + 'w> {
@@ -122,19 +161,4 @@ fn check_piece(
         Some(error) => Err(error),
         None => Ok(totals),
     }
-}
-
-fn read_input(file: &str) -> anyhow::Result<String> {
-    let mut bytes = Vec::new();
-    if file == "-" {
-        std::io::stdin().lock().read_to_end(&mut bytes).context("cannot read standard input")?;
-    } else {
-        bytes = std::fs::read(file).with_context(|| format!("cannot read {file}"))?;
-    }
-    String::from_utf8(bytes).map_err(|e| {
-        anyhow::anyhow!(
-            "{file} is not UTF-8 text (invalid byte at offset {}); captures must be JSON in UTF-8",
-            e.utf8_error().valid_up_to()
-        )
-    })
 }

@@ -69,7 +69,32 @@ pub fn from_paths(paths: &[PathBuf]) -> Result<Vec<Suite>, ScenarioError> {
     Ok(suites)
 }
 
+/// A scenario file larger than this is refused before parsing: the built-in suite is 20 KB.
+pub const MAX_SCENARIO_BYTES: usize = 1 << 20;
+/// Nesting deeper than this (flow brackets or block indentation levels) is refused before
+/// parsing; real scenarios nest about 8 deep. The YAML parser would otherwise take seconds on
+/// a small hostile file before its own recursion limit.
+pub const MAX_SCENARIO_DEPTH: usize = 64;
+
 pub fn parse(origin: &str, file_name: &str, text: &str) -> Result<Suite, ScenarioError> {
+    if text.len() > MAX_SCENARIO_BYTES {
+        return Err(ScenarioError::Invalid {
+            origin: origin.to_string(),
+            message: format!(
+                "the file is {} bytes; scenario files may be at most {MAX_SCENARIO_BYTES} bytes: split it into several files",
+                text.len()
+            ),
+        });
+    }
+    if let Some((line, column, depth)) = too_deep(text) {
+        return Err(ScenarioError::Parse {
+            origin: origin.to_string(),
+            line,
+            column,
+            message: format!("nesting deeper than {MAX_SCENARIO_DEPTH} levels ({depth} here)"),
+            hint: ": scenarios need far less; flatten the structure".into(),
+        });
+    }
     let file: ScenarioFile = serde_norway::from_str(text).map_err(|error| {
         let (line, column) = error.location().map_or((1, 1), |l| (l.line(), l.column()));
         let message = error.to_string();
@@ -100,6 +125,45 @@ pub fn parse(origin: &str, file_name: &str, text: &str) -> Result<Suite, Scenari
     }
     let stem = file_name.rsplit_once('.').map_or(file_name, |(stem, _)| stem).to_string();
     Ok(Suite { name: file.name.clone().unwrap_or(stem), origin: origin.to_string(), file })
+}
+
+/// Where nesting first goes past [`MAX_SCENARIO_DEPTH`]: flow brackets outside quotes, or
+/// block indentation (two columns a level, the least YAML allows with sequences in maps).
+fn too_deep(text: &str) -> Option<(usize, usize, usize)> {
+    let mut flow = 0usize;
+    for (index, line) in text.lines().enumerate() {
+        let indent = line.len() - line.trim_start_matches([' ', '-']).len();
+        if indent / 2 > MAX_SCENARIO_DEPTH && !line.trim().is_empty() {
+            return Some((index + 1, indent + 1, indent / 2));
+        }
+        let (mut quote, mut escaped) = (None::<char>, false);
+        for (column, c) in line.char_indices() {
+            match quote {
+                Some(q) => {
+                    if escaped {
+                        escaped = false;
+                    } else if c == '\\' && q == '"' {
+                        escaped = true;
+                    } else if c == q {
+                        quote = None;
+                    }
+                }
+                None => match c {
+                    '#' => break,
+                    '"' | '\'' => quote = Some(c),
+                    '[' | '{' => {
+                        flow += 1;
+                        if flow > MAX_SCENARIO_DEPTH {
+                            return Some((index + 1, column + 1, flow));
+                        }
+                    }
+                    ']' | '}' => flow = flow.saturating_sub(1),
+                    _ => {}
+                },
+            }
+        }
+    }
+    None
 }
 
 fn check_steps(steps: &[Step]) -> Result<(), String> {
@@ -195,6 +259,29 @@ mod tests {
     use super::*;
 
     const GOOD: &str = "cases:\n  - id: a.b\n    level: must\n    description: d\n    steps:\n      - connect:\n      - expect: {type: Pong, timeout: 1s}\n";
+
+    #[test]
+    fn hostile_nesting_and_size_fail_fast_with_the_place() {
+        let started = std::time::Instant::now();
+        let flow = format!("cases: {}{}\n", "[".repeat(80_000), "]".repeat(80_000));
+        let error = parse("deep.yaml", "deep.yaml", &flow).unwrap_err().to_string();
+        assert!(error.starts_with("deep.yaml:1:72: nesting deeper than 64 levels"), "{error}");
+        let mut block = String::from("cases:\n");
+        for level in 0..200 {
+            block.push_str(&format!("{}- \n", "  ".repeat(level)));
+        }
+        let error = parse("block.yaml", "block.yaml", &block).unwrap_err().to_string();
+        assert!(error.contains("nesting deeper than 64 levels"), "{error}");
+        let big = format!("{GOOD}# {}\n", "x".repeat(MAX_SCENARIO_BYTES));
+        let error = parse("big.yaml", "big.yaml", &big).unwrap_err().to_string();
+        assert!(error.contains("scenario files may be at most 1048576 bytes"), "{error}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "{:?}", started.elapsed());
+        // Brackets in strings and comments do not count.
+        let quoted = format!("{GOOD}# {}\nname: \"{}\"\n", "[".repeat(100), "{".repeat(100));
+        assert!(parse("q.yaml", "q.yaml", &quoted).is_ok());
+        // The built-in suite is well inside both limits.
+        assert!(builtin().is_ok());
+    }
 
     #[test]
     fn a_good_file_parses_and_takes_its_name_from_the_file() {

@@ -190,3 +190,60 @@ fn a_large_capture_is_checked_in_parallel_with_the_same_report_in_input_order() 
         human.stdout
     );
 }
+
+/// Peak resident memory of a running process, in KB (Linux).
+fn peak_rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn standard_input_is_streamed_in_bounded_memory() {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsprobe"))
+        .args(["validate", "--max-message-bytes", "1048576", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("wsprobe starts");
+    let mut stdin = child.stdin.take().unwrap();
+    // 48 MB of valid Pongs, one 40 MB line (over the cap: reported and skipped, never held),
+    // then one invalid message.
+    let block: String = std::iter::repeat_n(format!("{PONG}\n"), 10_000).collect();
+    let writer = std::thread::spawn(move || {
+        for _ in 0..(48 << 20) / block.len() {
+            stdin.write_all(block.as_bytes()).unwrap();
+        }
+        stdin.write_all(b"{\"type\":\"").unwrap();
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..40 {
+            stdin.write_all(&chunk).unwrap();
+        }
+        stdin.write_all(b"\"}\n{\"type\":\"Pong\"}\n").unwrap();
+    });
+    let pid = child.id();
+    let reader = std::thread::spawn(move || {
+        let mut report = String::new();
+        std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut report).unwrap();
+        (child.wait().unwrap(), report)
+    });
+    // The high-water mark, read while the process runs; memory that grew with the input would
+    // show long before the end.
+    let mut peak_kb = 0;
+    while !reader.is_finished() {
+        peak_kb = peak_kb.max(peak_rss_kb(pid));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    writer.join().unwrap();
+    let (status, report) = reader.join().unwrap();
+    assert_eq!(status.code(), Some(1), "{report}");
+    assert!(report.contains("larger than 1048576 bytes"), "{report}");
+    assert!(report.contains("invalid Pong message"), "{report}");
+    assert!(peak_kb > 0 && peak_kb < 64 * 1024, "peak RSS {peak_kb} KB for 88 MB of input");
+}
