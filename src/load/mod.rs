@@ -349,6 +349,12 @@ fn summarize(
             worker::CLOSE_ECHO_WAIT.as_millis()
         )),
     }
+    if let Some(unasked) = errors.get("unexpected_message_pong_without_ping") {
+        // Pongs carry no id: with unsolicited ones about, a Pong cannot be matched to its Ping.
+        invalid.push(format!(
+            "the server sent {unasked} Pong(s) that answered no Ping, so Pongs cannot be matched to Pings: the round-trip latency is not the server's"
+        ));
+    }
     if let Some(cpu) = cpu {
         if cpu > 0.95 {
             invalid.push(format!("the generator used {:.0}% of its CPU: it may be the bottleneck", cpu * 100.0));

@@ -152,3 +152,43 @@ pub fn resets_after_handshake() -> String {
         drop(ws);
     })
 }
+
+/// A frame header claiming 2^63 − 1 bytes of payload.
+pub const HEADER_2_63: &[u8] = b"\x82\x7f\x7f\xff\xff\xff\xff\xff\xff\xff";
+
+/// Completes the handshake, then sends one text message as endless 1 KB fragments.
+pub fn endless_fragments() -> String {
+    serve(|stream| {
+        let Some(ws) = handshake(stream) else { return };
+        let mut raw = ws.into_inner();
+        let mut frame = vec![0x01, 0x7e, 0x04, 0x00];
+        frame.extend(std::iter::repeat_n(b'a', 1024));
+        if raw.write_all(&frame).is_err() {
+            return;
+        }
+        frame[0] = 0x00;
+        while raw.write_all(&frame).is_ok() {}
+    })
+}
+
+/// Completes the handshake, then sends valid-looking text messages without pause.
+pub fn floods() -> String {
+    serve(|stream| {
+        let Some(mut ws) = handshake(stream) else { return };
+        let message = r#"{"type":"Pong","data":{"timestamp":1},"timestamp":1}"#;
+        while ws.send(Message::text(message)).is_ok() {}
+    })
+}
+
+/// Answers each text message with a 1 MB text message.
+pub fn answers_with_megabytes() -> String {
+    serve(|stream| {
+        let Some(mut ws) = handshake(stream) else { return };
+        let big = format!(r#"{{"type":"Pong","pad":"{}"}}"#, "x".repeat(1 << 20));
+        while let Ok(message) = ws.read() {
+            if message.is_text() && ws.send(Message::text(big.as_str())).is_err() {
+                return;
+            }
+        }
+    })
+}

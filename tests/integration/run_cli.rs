@@ -261,3 +261,108 @@ async fn a_server_that_dies_mid_frame_is_named_so() {
     let message = report["cases"][0]["message"].as_str().unwrap();
     assert!(message.contains("in the middle of a frame"), "{message}");
 }
+
+/// Runs the binary against `url`, reading its peak resident memory while it runs (Linux).
+async fn wsprobe_measured(args: Vec<String>) -> (Output, u64) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsprobe"))
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (mut stdout, mut stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let readers = std::thread::spawn(move || {
+        let (mut out, mut err) = (String::new(), String::new());
+        let errors = std::thread::spawn(move || {
+            std::io::Read::read_to_string(&mut stderr, &mut err).unwrap();
+            err
+        });
+        std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
+        (out, errors.join().unwrap())
+    });
+    let mut peak_kb = 0u64;
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "wsprobe {args:?} did not finish in 90 s");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let hwm =
+            status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok());
+        peak_kb = peak_kb.max(hwm.unwrap_or(0));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let (stdout, stderr) = readers.join().unwrap();
+    (Output { code: status.code().expect("exited normally"), stdout, stderr }, peak_kb)
+}
+
+#[tokio::test]
+async fn hostile_servers_end_within_timeouts_with_the_cause_named_in_bounded_memory() {
+    use crate::hostile;
+    let cases: Vec<(&str, String, &str, &str)> = vec![
+        (
+            "64 MiB frame",
+            hostile::writes_after_handshake(hostile::HUGE_FRAME),
+            "Message too long",
+            "dropped_oversize_message",
+        ),
+        (
+            "2^63-byte header",
+            hostile::writes_after_handshake(hostile::HEADER_2_63),
+            "Message too long",
+            "dropped_oversize_message",
+        ),
+        ("endless fragments", hostile::endless_fragments(), "Message too long", "dropped_oversize_message"),
+        ("invalid UTF-8", hostile::writes_after_handshake(hostile::INVALID_UTF8), "UTF-8", "dropped_invalid_utf8"),
+        (
+            "masked server frame",
+            hostile::writes_after_handshake(hostile::MASKED_FRAME),
+            "masked",
+            "dropped_masked_server_frame",
+        ),
+        (
+            "closed mid-frame",
+            hostile::writes_after_handshake(hostile::CUT_FRAME),
+            "middle of a frame",
+            "dropped_mid_frame",
+        ),
+        ("flood", hostile::floods(), "the first message was Pong", "answered no Ping"),
+        ("1 MB answers", hostile::answers_with_megabytes(), "nothing arrived", "violate their schemas"),
+    ];
+    for (name, url, run_cause, load_cause) in cases {
+        let run = args(&[
+            "run",
+            "--url",
+            &url,
+            "--filter",
+            "heartbeat.pong,welcome.*",
+            "--format",
+            "json",
+            "--timeout-scale",
+            "0.3",
+        ]);
+        let (out, peak_kb) = wsprobe_measured(run).await;
+        assert!(peak_kb < 200 * 1024, "{name}: run peaked at {peak_kb} KB");
+        assert_eq!(out.code, 1, "{name}: {}{}", out.stdout, out.stderr);
+        assert!(out.stdout.contains(run_cause), "{name}: {}", out.stdout);
+        let load = args(&[
+            "load",
+            "--url",
+            &url,
+            "--connections",
+            "2",
+            "--duration",
+            "1s",
+            "--ramp-up",
+            "0s",
+            "--reply-timeout",
+            "2s",
+        ]);
+        let (out, peak_kb) = wsprobe_measured(load).await;
+        assert!(peak_kb < 200 * 1024, "{name}: load peaked at {peak_kb} KB");
+        assert_eq!(out.code, 1, "{name}: {}", out.stdout);
+        assert!(out.stdout.contains(load_cause), "{name}: {}", out.stdout);
+    }
+}
