@@ -12,8 +12,11 @@
 //!    --connections 10` (a dedicated pacing thread), against a baseline client that paces each
 //!    connection on tokio's timer, as the generator once did.
 //!
+//! 6. Fairness under abuse: a well-behaved client's MarketData push p99, alone and while 200
+//!    connections flood the server past its rate limit (closed with 1008, reconnecting).
+//!
 //! `cargo bench --bench load` (WSPROBE_BENCH_SECONDS sets the length of each run, default 5;
-//! WSPROBE_BENCH_ONLY=memory|roundtrip|fanout|openloop runs one part).
+//! WSPROBE_BENCH_ONLY=memory|roundtrip|fanout|openloop|fairness runs one part).
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -45,6 +48,74 @@ fn main() {
     if run("openloop") {
         open_loop(duration);
     }
+    if run("fairness") {
+        for threads in [1, 2] {
+            fairness(duration, threads);
+        }
+    }
+}
+
+/// The measuring client's push latency (p50, p99, max in µs) over `duration`.
+fn measure_push(url: &str, duration: Duration) -> (u64, u64, u64) {
+    let summary = run_wsprobe(&[
+        "load",
+        "--url",
+        url,
+        "--mode",
+        "push",
+        "--connections",
+        "1",
+        "--duration",
+        &format!("{}s", duration.as_secs()),
+        "--ramp-up",
+        "0s",
+        "--threads",
+        "1",
+    ]);
+    let push = &summary["latency_us"]["push"];
+    let get = |k: &str| push[k].as_u64().unwrap_or(0);
+    (get("p50"), get("p99"), get("max"))
+}
+
+fn fairness(duration: Duration, threads: usize) {
+    // The rate limit is on (100 messages a minute); the tick is 100 ms so pushes are frequent.
+    let mut config = Config::new(Profile::Core);
+    config.tick = Duration::from_millis(100);
+    config.max_connections = None;
+    let server = BackgroundServer::start(config, SocketAddr::from(([127, 0, 0, 1], 0)), threads)
+        .expect("reference server starts");
+    let alone = measure_push(server.url(), duration);
+    let flood_seconds = duration.as_secs() + 2;
+    let flood = spawn_wsprobe(&[
+        "load",
+        "--url",
+        server.url(),
+        "--connections",
+        "200",
+        "--in-flight",
+        "16",
+        "--duration",
+        &format!("{flood_seconds}s"),
+        "--ramp-up",
+        "0s",
+        "--no-progress",
+        "--validate",
+        "off",
+        "--max-connect-failures",
+        "100%",
+    ]);
+    std::thread::sleep(Duration::from_millis(500));
+    let flooded = measure_push(server.url(), duration);
+    let flood_output = flood.wait_with_output().expect("flood ends");
+    let flood_text = String::from_utf8_lossy(&flood_output.stdout);
+    let closes = flood_text.lines().find(|l| l.contains("errors by kind")).unwrap_or("").trim().to_string();
+    println!("6. fairness: push latency of one well-behaved client (server tick 100 ms, rate limit on, {threads} server thread(s))");
+    println!("   alone:        p50 {} µs, p99 {} µs, max {} µs", alone.0, alone.1, alone.2);
+    println!(
+        "   under flood:  p50 {} µs, p99 {} µs, max {} µs  (200 connections, K=16, closed with 1008 and reconnecting)",
+        flooded.0, flooded.1, flooded.2
+    );
+    println!("   p99 ratio {:.2}; flood: {closes}\n", flooded.1 as f64 / alone.1.max(1) as f64);
 }
 
 fn open_loop(duration: Duration) {

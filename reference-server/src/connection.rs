@@ -43,6 +43,9 @@ fn refuse(status: StatusCode, body: &str) -> ErrorResponse {
     response
 }
 
+/// Frames a connection reads before it lets other tasks run (see the reader loop).
+const YIELD_EVERY_FRAMES: u64 = 8;
+
 /// Counts and logs an opening handshake that failed (`None`: it timed out).
 fn handshake_failed(shared: &Shared, peer: SocketAddr, error: Option<&dyn std::fmt::Display>) {
     bump(&shared.stats.handshakes_refused);
@@ -186,6 +189,7 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     }
     let auth_deadline = tokio::time::Instant::now() + config.auth_timeout;
     let mut last_heard = tokio::time::Instant::now();
+    let mut frames_read = 0u64;
 
     loop {
         // Waits are bounded while authenticating and while closing; a welcomed, idle client may stay.
@@ -230,6 +234,12 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             },
         };
         last_heard = tokio::time::Instant::now();
+        // A client with a backlog of frames yields now and then, so one flooding client (or
+        // hundreds) cannot hold the thread while others wait for their broadcasts.
+        frames_read += 1;
+        if frames_read % YIELD_EVERY_FRAMES == 0 {
+            tokio::task::yield_now().await;
+        }
         match next {
             None => break,
             Some(Ok(message)) => {
