@@ -111,6 +111,10 @@ pub struct RunArgs {
     /// List the cases that would run (after --filter and --profile), without connecting.
     #[arg(long)]
     pub list: bool,
+    /// The largest frame or message accepted from the server; a larger one ends the connection
+    /// (and fails the step), so a hostile server cannot make wsprobe grow.
+    #[arg(long, default_value_t = crate::session::DEFAULT_MAX_MESSAGE_BYTES, value_name = "BYTES")]
+    pub max_message_bytes: usize,
 }
 
 #[derive(Debug, Args)]
@@ -164,6 +168,10 @@ pub struct LoadArgs {
     /// the end, e.g. 1% (the default) or 0%.
     #[arg(long, default_value = "1%", value_parser = percentage, value_name = "PERCENT")]
     pub max_connect_failures: f64,
+    /// The largest frame or message accepted from the server; a larger one ends the
+    /// connection, counted as `dropped_oversize_message`.
+    #[arg(long, default_value_t = crate::session::DEFAULT_MAX_MESSAGE_BYTES, value_name = "BYTES")]
+    pub max_message_bytes: usize,
     /// Generator threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,

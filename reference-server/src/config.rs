@@ -186,6 +186,8 @@ impl Config {
             ("the maximum message size", self.max_message_bytes == 0),
             ("the signal interval", self.signal_every_ticks == 0),
             ("--max-request-head-bytes", self.max_request_head_bytes == 0),
+            ("--handshake-timeout-ms", self.handshake_timeout.is_zero()),
+            ("--write-timeout-ms", self.write_timeout.is_zero()),
         ] {
             if zero {
                 return Err(ConfigError::Zero(name));

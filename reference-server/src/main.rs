@@ -62,6 +62,12 @@ struct Args {
     /// longer than the spec's 30 s Ping interval plus its 10 s Pong timeout.
     #[arg(long, default_value_t = reference_server::DEFAULT_IDLE_TIMEOUT.as_millis() as u64)]
     idle_timeout_ms: u64,
+    /// How long the opening handshake (request head included) may take; slower is dropped.
+    #[arg(long, default_value_t = 10_000)]
+    handshake_timeout_ms: u64,
+    /// How long one write to a client may block before the client's socket is closed.
+    #[arg(long, default_value_t = 30_000)]
+    write_timeout_ms: u64,
     /// Largest upgrade request head (request line and headers); larger gets HTTP 431.
     #[arg(long, default_value_t = reference_server::DEFAULT_MAX_REQUEST_HEAD_BYTES)]
     max_request_head_bytes: usize,
@@ -110,6 +116,8 @@ fn run(args: Args) -> anyhow::Result<()> {
     config.max_connections = (args.max_connections > 0).then_some(args.max_connections);
     config.idle_timeout = (args.idle_timeout_ms > 0).then(|| Duration::from_millis(args.idle_timeout_ms));
     config.max_request_head_bytes = args.max_request_head_bytes;
+    config.handshake_timeout = Duration::from_millis(args.handshake_timeout_ms);
+    config.write_timeout = Duration::from_millis(args.write_timeout_ms);
     config.echo = args.echo;
     if args.echo {
         config.rate_limit = None;

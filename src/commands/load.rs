@@ -27,6 +27,7 @@ pub fn run(catalog: Catalog, args: &LoadArgs) -> anyhow::Result<u8> {
         validation: args.validate,
         reply_timeout: args.reply_timeout,
         connect_timeout: Duration::from_secs(10),
+        max_message_bytes: args.max_message_bytes,
         clock_offset: args.clock_offset,
         max_connect_failure_rate: args.max_connect_failures,
     };

@@ -71,6 +71,7 @@ pub fn run(catalog: Catalog, args: &RunArgs) -> anyhow::Result<u8> {
         strict: args.strict,
         timeout_scale: args.timeout_scale,
         jobs: usize::from(args.jobs),
+        max_message_bytes: args.max_message_bytes,
     });
 
     let runtime =

@@ -107,6 +107,8 @@ pub struct LoadPlan {
     /// A reply later than this counts as a timeout and the connection is replaced.
     pub reply_timeout: Duration,
     pub connect_timeout: Duration,
+    /// The largest frame or message accepted from the server.
+    pub max_message_bytes: usize,
     pub clock_offset: ClockOffset,
     /// The share of connection attempts that may fail before the run fails (0..=1).
     pub max_connect_failure_rate: f64,

@@ -91,6 +91,7 @@ pub async fn run_connection(shared: Arc<Shared>, index: usize) {
     let counters = &shared.recorder.counters;
     let mut options = ConnectOptions::new(plan.url.clone(), plan.connect_timeout);
     options.read_buffer_bytes = READ_BUFFER;
+    options.max_message_bytes = plan.max_message_bytes;
     let mut attempts = 0u32;
     let mut backoff = BACKOFF_START;
     let mut tally = Tally::default();
@@ -532,6 +533,7 @@ async fn connect_storm(shared: &Shared) {
     let counters = &shared.recorder.counters;
     let mut options = ConnectOptions::new(shared.plan.url.clone(), shared.plan.connect_timeout);
     options.read_buffer_bytes = READ_BUFFER;
+    options.max_message_bytes = shared.plan.max_message_bytes;
     while tokio::time::Instant::now() < shared.deadline {
         let started = Instant::now();
         Recorder::add(&counters.connect_attempts, 1);

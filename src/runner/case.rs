@@ -306,6 +306,7 @@ impl CaseRun<'_> {
         let expand = |t: &str| self.variables.expand_str(t).map_err(|e| fail("a valid template", e));
         let timeout = self.settings.scaled(connect.timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT));
         let mut options = ConnectOptions::new(self.settings.url.clone(), timeout);
+        options.max_message_bytes = self.settings.max_message_bytes;
         for (name, value) in &connect.headers {
             options.headers.push((name.clone(), expand(value)?));
         }

@@ -29,6 +29,8 @@ pub struct RunSettings {
     pub timeout_scale: f64,
     /// Cases run at once.
     pub jobs: usize,
+    /// The largest frame or message accepted from the server.
+    pub max_message_bytes: usize,
 }
 
 impl RunSettings {

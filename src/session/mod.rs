@@ -24,6 +24,9 @@ pub use transcript::{Direction, Transcript, TranscriptEntry};
 
 use crate::profile_hint::TypeTally;
 
+/// The largest frame or message accepted from a server by default (`--max-message-bytes`).
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 << 20;
+
 /// How to open a connection.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
@@ -46,7 +49,7 @@ impl ConnectOptions {
             query: Vec::new(),
             subprotocols: Vec::new(),
             timeout,
-            max_message_bytes: 16 << 20,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             read_buffer_bytes: 128 * 1024,
         }
     }

@@ -38,6 +38,7 @@ fn plan(url: &str, mode: Mode, connections: usize, duration: Duration) -> LoadPl
         validation: Validation::All,
         reply_timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(5),
+        max_message_bytes: wsprobe::session::DEFAULT_MAX_MESSAGE_BYTES,
         clock_offset: ClockOffset::Estimate,
         max_connect_failure_rate: 0.01,
     }

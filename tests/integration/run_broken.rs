@@ -48,6 +48,7 @@ async fn run_builtin(
         strict: false,
         timeout_scale,
         jobs: 32,
+        max_message_bytes: wsprobe::session::DEFAULT_MAX_MESSAGE_BYTES,
     });
     let suites = loader::builtin().unwrap();
     let planned = runner::plan(&suites, Profile::Core, filter);
@@ -202,6 +203,7 @@ async fn run_scenario(config: Config, yaml: &str) -> Vec<wsprobe::outcome::CaseR
         strict: false,
         timeout_scale: 1.0,
         jobs: 4,
+        max_message_bytes: wsprobe::session::DEFAULT_MAX_MESSAGE_BYTES,
     });
     let planned = runner::plan(&[suite], Profile::Core, None);
     let (events, _receiver) = tokio::sync::mpsc::unbounded_channel();

@@ -366,3 +366,16 @@ async fn hostile_servers_end_within_timeouts_with_the_cause_named_in_bounded_mem
         assert!(out.stdout.contains(load_cause), "{name}: {}", out.stdout);
     }
 }
+
+#[tokio::test]
+async fn the_message_size_limit_is_a_flag_for_run_and_load() {
+    let url = crate::hostile::answers_with_megabytes();
+    let run = ["run", "--url", &url, "--filter", "heartbeat.pong", "--max-message-bytes", "65536", "--format", "json"];
+    let out = wsprobe(args(&run)).await;
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(out.stdout.contains("Message too long"), "{}", out.stdout);
+    let load = ["load", "--url", &url, "--connections", "1", "--duration", "1s", "--max-message-bytes", "65536"];
+    let out = wsprobe(args(&load)).await;
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(out.stdout.contains("dropped_oversize_message"), "{}", out.stdout);
+}
