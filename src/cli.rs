@@ -214,4 +214,17 @@ pub enum SchemasCommand {
         #[arg(long, value_name = "FILE")]
         spec: Option<PathBuf>,
     },
+    /// Compare two schema folders: each change per message type, classified as breaking for
+    /// clients, breaking for servers, or compatible. Exits 1 on a breaking change.
+    Diff {
+        /// The schemas before (same layout as schemas/).
+        old: PathBuf,
+        /// The schemas after.
+        new: PathBuf,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+        format: ReportFormat,
+        /// Exit 0 even when a change is breaking (the report still says so).
+        #[arg(long)]
+        allow_breaking: bool,
+    },
 }

@@ -1,13 +1,44 @@
-//! `wsprobe schemas list | show | check`.
+//! `wsprobe schemas list | show | check | diff`.
 
 use std::io::Write;
 
 use anyhow::{bail, Context};
 
-use crate::cli::SchemasCommand;
+use crate::cli::{ReportFormat, SchemasCommand};
 use crate::exit;
 use crate::schema::check::{check_schema_examples, check_spec, ExampleCheck};
-use crate::schema::{Catalog, MessageSet};
+use crate::schema::diff::{Change, Impact};
+use crate::schema::{Catalog, MessageSet, SchemaSource};
+
+/// Changes grouped by message, each with whom it breaks, then the counts.
+fn write_diff(
+    out: &mut impl Write,
+    old: &std::path::Path,
+    new: &std::path::Path,
+    changes: &[Change],
+) -> std::io::Result<()> {
+    writeln!(out, "schemas diff: {} → {}", old.display(), new.display())?;
+    let mut current = None;
+    for change in changes {
+        let message = format!("{}/{}", change.set, change.message_type);
+        if current.as_ref() != Some(&message) {
+            writeln!(out, "{message}")?;
+            current = Some(message);
+        }
+        let path = if change.path.is_empty() { "(message)" } else { &change.path };
+        writeln!(out, "  {path}  {} ({}): {}", change.change, change.detail, change.impact.label())?;
+    }
+    let count = |impact: Impact| changes.iter().filter(|c| c.impact == impact).count();
+    writeln!(
+        out,
+        "{} change(s): {} breaking for clients, {} breaking for servers, {} breaking for both, {} compatible",
+        changes.len(),
+        count(Impact::BreaksClients),
+        count(Impact::BreaksServers),
+        count(Impact::BreaksBoth),
+        count(Impact::Compatible)
+    )
+}
 
 pub fn run(catalog: &Catalog, command: &SchemasCommand, mut out: impl Write) -> anyhow::Result<u8> {
     match command {
@@ -20,6 +51,30 @@ pub fn run(catalog: &Catalog, command: &SchemasCommand, mut out: impl Write) -> 
                 }
             }
             Ok(exit::SUCCESS)
+        }
+        SchemasCommand::Diff { old, new, format, allow_breaking } => {
+            let load = |dir: &std::path::PathBuf| -> anyhow::Result<SchemaSource> {
+                let source = SchemaSource::from_dir(dir)
+                    .with_context(|| format!("cannot load schemas from {}", dir.display()))?;
+                Catalog::compile(&source).with_context(|| format!("schemas in {} are not usable", dir.display()))?;
+                Ok(source)
+            };
+            let (before, after) = (load(old)?, load(new)?);
+            let changes = crate::schema::diff::diff(&before, &after);
+            let breaking = changes.iter().filter(|c| c.impact.is_breaking()).count();
+            match format {
+                ReportFormat::Json => {
+                    let document = serde_json::json!({
+                        "old": old.display().to_string(),
+                        "new": new.display().to_string(),
+                        "breaking": breaking,
+                        "changes": changes,
+                    });
+                    writeln!(out, "{}", serde_json::to_string_pretty(&document)?)?;
+                }
+                ReportFormat::Human => write_diff(&mut out, old, new, &changes)?,
+            }
+            Ok(if breaking > 0 && !allow_breaking { exit::FAILURES } else { exit::SUCCESS })
         }
         SchemasCommand::Show { name } => {
             let file = resolve(catalog, name)?;

@@ -6,6 +6,7 @@
 //! the two in agreement.
 
 pub mod check;
+pub mod diff;
 mod source;
 pub mod spec_examples;
 

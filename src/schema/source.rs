@@ -38,6 +38,11 @@ impl SchemaSource {
         Ok(SchemaSource { origin: dir.display().to_string(), files })
     }
 
+    /// Files given directly (path relative to the folder → text), for tests and tools.
+    pub fn from_files(files: BTreeMap<String, String>) -> SchemaSource {
+        SchemaSource { origin: "given files".into(), files }
+    }
+
     /// Human description of where the files came from, for error messages.
     pub fn origin(&self) -> &str {
         &self.origin

@@ -247,3 +247,42 @@ fn standard_input_is_streamed_in_bounded_memory() {
     assert!(report.contains("invalid Pong message"), "{report}");
     assert!(peak_kb > 0 && peak_kb < 64 * 1024, "peak RSS {peak_kb} KB for 88 MB of input");
 }
+
+#[test]
+fn schemas_diff_classifies_a_spec_authors_edits_and_gates_on_breaking_ones() {
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("schemas-diff");
+    let _ = std::fs::remove_dir_all(&root);
+    let (old, new) = (root.join("old"), root.join("new"));
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas");
+    copy_dir(&shipped, &old);
+    copy_dir(&shipped, &new);
+    let same = wsprobe(&["schemas", "diff", old.to_str().unwrap(), new.to_str().unwrap()], None);
+    assert_eq!(same.code, 0, "{}{}", same.stdout, same.stderr);
+    assert!(same.stdout.contains("0 change(s)"), "{}", same.stdout);
+    // Position sides gain FLAT (servers may now send it: clients must handle it).
+    let edit = |file: &str, change: &dyn Fn(&mut Value)| {
+        let path = new.join(file);
+        let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        change(&mut doc);
+        std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    };
+    edit("core/PositionUpdate.json", &|doc| {
+        doc["properties"]["data"]["properties"]["position"]["properties"]["side"]["enum"]
+            .as_array_mut()
+            .unwrap()
+            .push("FLAT".into())
+    });
+    let out = wsprobe(&["schemas", "diff", old.to_str().unwrap(), new.to_str().unwrap()], None);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("enum value added (\"FLAT\"): breaking for clients"), "{}", out.stdout);
+    let allowed = wsprobe(&["schemas", "diff", "--allow-breaking", old.to_str().unwrap(), new.to_str().unwrap()], None);
+    assert_eq!(allowed.code, 0);
+    let json = wsprobe(&["schemas", "diff", "--format", "json", old.to_str().unwrap(), new.to_str().unwrap()], None);
+    let report: Value = serde_json::from_str(&json.stdout).unwrap();
+    let change = &report["changes"][0];
+    assert_eq!((change["set"].as_str(), change["impact"].as_str()), (Some("core"), Some("breaks_clients")), "{report}");
+    assert!(report["breaking"].as_u64().unwrap() >= 1);
+    let missing = wsprobe(&["schemas", "diff", old.to_str().unwrap(), "/no/such/dir"], None);
+    assert_eq!(missing.code, 2);
+    assert!(missing.stderr.contains("/no/such/dir"), "{}", missing.stderr);
+}
