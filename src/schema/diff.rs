@@ -406,7 +406,8 @@ mod tests {
     #[test]
     fn each_kind_of_change_is_classified() {
         use Impact::*;
-        let cases: Vec<(Value, Vec<(&str, &str, Impact)>)> = vec![
+        type Expected = Vec<(&'static str, &'static str, Impact)>;
+        let cases: Vec<(Value, Expected)> = vec![
             (
                 json!({"required": ["type", "timestamp", "side", "price"]}),
                 vec![("/price", "field made required", BreaksServers)],
