@@ -58,8 +58,7 @@ pub fn run(catalog: &Catalog, args: &ValidateArgs, out: impl Write) -> anyhow::R
             for result in results {
                 let (buffer, batch_totals) = result.context("cannot render the report")?;
                 out.write_all(&buffer).context("cannot write the report")?;
-                totals.valid += batch_totals.valid;
-                totals.invalid += batch_totals.invalid;
+                totals.merge(batch_totals);
             }
             // A live capture piped in shows its findings as they come.
             out.flush().context("cannot write the report")?;
@@ -154,6 +153,7 @@ fn check_piece(
             totals.valid += 1;
         } else {
             totals.invalid += 1;
+            totals.note_invalid(&outcome);
         }
         failure = reporter.message(&outcome).err();
     });

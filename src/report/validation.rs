@@ -1,5 +1,6 @@
 //! Reporters for `wsprobe validate`: one event per message, then a summary.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};
 
 use serde::Serialize;
@@ -22,11 +23,67 @@ impl MessageOutcome<'_> {
 }
 
 /// Totals over a whole `validate` run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Totals {
     pub files: usize,
     pub valid: usize,
     pub invalid: usize,
+    /// Invalid messages by the rule (schema keyword) they broke, with the first place each
+    /// was seen: what a schema change would reject in recorded traffic, at a glance.
+    pub by_rule: BTreeMap<String, RuleCount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleCount {
+    pub messages: usize,
+    /// `file:line` of the first message that broke it.
+    pub first: String,
+}
+
+/// Distinct rules counted; more are counted under one key, so the summary stays bounded.
+const RULES_KEPT: usize = 200;
+const OTHER_RULES: &str = "(other rules)";
+
+impl Totals {
+    /// Counts one invalid message under each distinct rule it broke.
+    pub fn note_invalid(&mut self, outcome: &MessageOutcome<'_>) {
+        let rules: BTreeSet<&str> = outcome
+            .violations
+            .iter()
+            .map(|v| {
+                if v.schema_path.is_empty() {
+                    "(not JSON, or not a readable message)"
+                } else {
+                    v.schema_path.as_str()
+                }
+            })
+            .collect();
+        for rule in rules {
+            let key =
+                if self.by_rule.len() < RULES_KEPT || self.by_rule.contains_key(rule) { rule } else { OTHER_RULES };
+            let first = format!("{}:{}", outcome.file, outcome.line);
+            self.by_rule.entry(key.to_string()).or_insert(RuleCount { messages: 0, first }).messages += 1;
+        }
+    }
+
+    /// Adds a later part of the run (its first places come after ours).
+    pub fn merge(&mut self, later: Totals) {
+        self.valid += later.valid;
+        self.invalid += later.invalid;
+        for (rule, count) in later.by_rule {
+            let key = if self.by_rule.len() < RULES_KEPT || self.by_rule.contains_key(&rule) {
+                rule
+            } else {
+                OTHER_RULES.into()
+            };
+            match self.by_rule.get_mut(&key) {
+                Some(existing) => existing.messages += count.messages,
+                None => {
+                    self.by_rule.insert(key, count);
+                }
+            }
+        }
+    }
 }
 
 pub trait ValidationReporter {
@@ -72,6 +129,14 @@ impl<W: Write> ValidationReporter for HumanReporter<W> {
             (_, 0) => "all valid".to_string(),
             (_, invalid) => format!("{} valid, {invalid} invalid", totals.valid),
         };
+        if !totals.by_rule.is_empty() {
+            writeln!(self.out, "invalid messages by rule:")?;
+            let mut rules: Vec<(&String, &RuleCount)> = totals.by_rule.iter().collect();
+            rules.sort_by(|a, b| b.1.messages.cmp(&a.1.messages).then(a.0.cmp(b.0)));
+            for (rule, count) in rules {
+                writeln!(self.out, "  {:>8}  {rule}  (first at {})", count.messages, count.first)?;
+            }
+        }
         writeln!(self.out, "checked {messages} message{} in {files}: {verdict}", if messages == 1 { "" } else { "s" })?;
         self.out.flush()
     }
@@ -138,10 +203,17 @@ mod tests {
             MessageOutcome { file: "cap.jsonl", line: 2, message_type: Some("MarketData"), violations: &bad[..1] },
             MessageOutcome { file: "cap.jsonl", line: 4, message_type: None, violations: &bad[1..] },
         ];
+        let mut totals = Totals { files: 1, ..Totals::default() };
         for outcome in &outcomes {
             reporter.message(outcome).unwrap();
+            if outcome.is_valid() {
+                totals.valid += 1;
+            } else {
+                totals.invalid += 1;
+                totals.note_invalid(outcome);
+            }
         }
-        reporter.finish(&Totals { files: 1, valid: 1, invalid: 2 }).unwrap();
+        reporter.finish(&totals).unwrap();
     }
 
     #[test]

@@ -282,6 +282,13 @@ fn schemas_diff_classifies_a_spec_authors_edits_and_gates_on_breaking_ones() {
     let change = &report["changes"][0];
     assert_eq!((change["set"].as_str(), change["impact"].as_str()), (Some("core"), Some("breaks_clients")), "{report}");
     assert!(report["breaking"].as_u64().unwrap() >= 1);
+    // Replay: which recorded messages would the new schemas reject, grouped by rule?
+    edit("common.json", &|doc| doc["$defs"]["timestamp_ms"]["minimum"] = serde_json::json!(1_800_000_000_000u64));
+    let capture = temp_file("replay.jsonl", &format!("{PONG}\n{PONG}\n"));
+    let replay = wsprobe(&["--schemas", new.to_str().unwrap(), "validate", capture.to_str().unwrap()], None);
+    assert_eq!(replay.code, 1, "{}", replay.stdout);
+    assert!(replay.stdout.contains("invalid messages by rule:"), "{}", replay.stdout);
+    assert!(replay.stdout.contains("common.json#/$defs/timestamp_ms/minimum"), "{}", replay.stdout);
     let missing = wsprobe(&["schemas", "diff", old.to_str().unwrap(), "/no/such/dir"], None);
     assert_eq!(missing.code, 2);
     assert!(missing.stderr.contains("/no/such/dir"), "{}", missing.stderr);
