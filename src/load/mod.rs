@@ -195,7 +195,7 @@ async fn drive(plan: LoadPlan, catalog: Arc<Catalog>, outputs: Outputs) -> Resul
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let pacer = pacer.map(Pacer::finish);
+    let pacer = pacer.map(Pacer::stop);
     drop(hlog);
     if let Some(file) = hlog_file.as_mut() {
         file.write_all(&with_legend(&hlog_buffer)).map_err(hlog_error)?;

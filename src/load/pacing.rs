@@ -79,6 +79,13 @@ impl Pacer {
     pub fn finish(mut self) -> PacerReport {
         self.thread.take().and_then(|t| t.join().ok()).unwrap_or_default()
     }
+
+    /// Stops the thread now (within one 50 ms sleep slice) and waits for it: the run may end
+    /// before its schedule does, when every connection has given up.
+    pub fn stop(self) -> PacerReport {
+        self.stop.store(true, Ordering::Relaxed);
+        self.finish()
+    }
 }
 
 impl Drop for Pacer {
@@ -210,5 +217,15 @@ mod tests {
         let report = pacer.finish();
         // Due times in [start, end): 10 per connection.
         assert_eq!(report.wakeups, 30);
+    }
+
+    #[test]
+    fn a_run_that_ends_early_stops_its_pacer_at_once() {
+        let start = Instant::now();
+        let schedule = Schedule { start, interval: Duration::from_secs(1), connections: 1, ramp_up: Duration::ZERO };
+        let pacer = Pacer::start(schedule, vec![Arc::new(Notify::new())], start + Duration::from_secs(3600)).unwrap();
+        let asked = Instant::now();
+        pacer.stop();
+        assert!(asked.elapsed() < Duration::from_millis(500), "{:?}", asked.elapsed());
     }
 }
