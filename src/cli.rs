@@ -34,6 +34,40 @@ pub enum Command {
         #[command(subcommand)]
         command: SchemasCommand,
     },
+    /// Record normalized transcripts of the suite, diff a server against them, accept changes.
+    Snapshot {
+        #[command(subcommand)]
+        command: SnapshotCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Run the cases and write one .snap file per scenario file (replacing what is there).
+    Record(SnapshotArgs),
+    /// Run the cases and compare with the stored snapshots; changes are written beside them as
+    /// .snap.new (pending). Exits 1 when anything changed, is new or is missing.
+    Diff(SnapshotArgs),
+    /// Promote every pending .snap.new in the folder.
+    Accept {
+        #[arg(long, default_value = "snapshots", value_name = "DIR")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    #[command(flatten)]
+    pub suite: SuiteArgs,
+    /// Where the .snap files live.
+    #[arg(long, default_value = "snapshots", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Redaction rules (YAML: `rules: [{path: /data/**/price, action: round:2}]`), tried before
+    /// the defaults. Actions: time, id, type, keep, round:N.
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+    pub format: ReportFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -68,8 +102,9 @@ pub enum RunFormat {
     Junit,
 }
 
+/// The target and the cases: shared by `run` and `snapshot`.
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub struct SuiteArgs {
     /// The endpoint to test, e.g. ws://127.0.0.1:8080/ws. Without it, wsprobe starts its bundled
     /// reference server on 127.0.0.1 (auth optional, with a secret it knows) and tests that.
     #[arg(long, value_parser = crate::target::parse_ws_url)]
@@ -91,12 +126,18 @@ pub struct RunArgs {
     /// The target's HS256 secret: wsprobe mints valid, expired and wrongly signed tokens, and every auth case runs.
     #[arg(long, env = "WSPROBE_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
-    /// Treat warnings (failed `should` rules) as failures.
-    #[arg(long)]
-    pub strict: bool,
     /// Multiply every timeout by this factor, for slow links.
     #[arg(long, default_value_t = 1.0, value_parser = positive_factor)]
     pub timeout_scale: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub suite: SuiteArgs,
+    /// Treat warnings (failed `should` rules) as failures.
+    #[arg(long)]
+    pub strict: bool,
     /// Cases run at once, each on its own connections.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: u16,

@@ -13,5 +13,6 @@ pub mod runner;
 pub mod scenario;
 pub mod schema;
 pub mod session;
+pub mod snapshot;
 pub mod target;
 pub mod tokens;

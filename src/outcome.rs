@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::profile::Profile;
 use crate::scenario::Level;
-use crate::session::TranscriptEntry;
+use crate::session::{Recorded, TranscriptEntry};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -50,6 +50,9 @@ pub struct CaseReport {
     pub description: String,
     /// The last frames of the case's connections, on failures and warnings.
     pub transcript: Vec<TranscriptEntry>,
+    /// Every frame of the case, whole, when the run records (snapshots); empty otherwise.
+    #[serde(skip)]
+    pub recording: Vec<Recorded>,
 }
 
 fn as_millis<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {

@@ -4,6 +4,7 @@
 mod load;
 mod run;
 mod schemas;
+mod snapshot;
 mod validate;
 
 use anyhow::Context;
@@ -27,6 +28,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(args) => {
             drop(stdout);
             run::run(catalog, &args)
+        }
+        Command::Snapshot { command } => {
+            drop(stdout);
+            snapshot::run(catalog, &command)
         }
     }
 }

@@ -17,21 +17,33 @@ use crate::runner::{self, RunEvent, RunSettings};
 use crate::scenario::loader;
 use crate::schema::Catalog;
 
-pub fn run(catalog: Catalog, args: &RunArgs) -> anyhow::Result<u8> {
-    let mut suites = if args.no_builtin { Vec::new() } else { loader::builtin().context("the built-in suite")? };
-    suites.extend(loader::from_paths(&args.scenarios)?);
+/// The cases to run: the built-in suite (unless left out) and the user's files, filtered.
+pub(super) fn planned_cases(
+    no_builtin: bool,
+    scenarios: &[std::path::PathBuf],
+    filter: Option<&str>,
+    profile: Profile,
+) -> anyhow::Result<Vec<runner::PlannedCase>> {
+    let mut suites = if no_builtin { Vec::new() } else { loader::builtin().context("the built-in suite")? };
+    suites.extend(loader::from_paths(scenarios)?);
     loader::check_unique_ids(&suites)?;
     if suites.is_empty() {
         bail!("--no-builtin leaves nothing to run: add --scenario PATH");
     }
-    let planned = runner::plan(&suites, args.profile, args.filter.as_deref());
+    let planned = runner::plan(&suites, profile, filter);
     if planned.is_empty() {
         bail!(
             "no case matches --filter {:?} on the {} profile; case ids look like heartbeat.pong",
-            args.filter.as_deref().unwrap_or("*"),
-            args.profile
+            filter.unwrap_or("*"),
+            profile
         );
     }
+    Ok(planned)
+}
+
+pub fn run(catalog: Catalog, args: &RunArgs) -> anyhow::Result<u8> {
+    let planned =
+        planned_cases(args.suite.no_builtin, &args.suite.scenarios, args.suite.filter.as_deref(), args.suite.profile)?;
 
     if args.list {
         let mut out = std::io::stdout().lock();
@@ -50,28 +62,29 @@ pub fn run(catalog: Catalog, args: &RunArgs) -> anyhow::Result<u8> {
                 case.description
             )?;
         }
-        writeln!(out, "{} case(s) on the {} profile", planned.len(), args.profile)?;
+        writeln!(out, "{} case(s) on the {} profile", planned.len(), args.suite.profile)?;
         return Ok(exit::SUCCESS);
     }
 
     // The bundled server gets its own runtime and thread, so the harness never competes with it.
-    let bundled = match &args.url {
+    let bundled = match &args.suite.url {
         Some(_) => None,
-        None => Some(start_bundled(args.profile)?),
+        None => Some(start_bundled(args.suite.profile)?),
     };
     let (url, jwt_secret) = match &bundled {
         Some((server, secret)) => (server.url().to_string(), Some(secret.clone())),
-        None => (args.url.clone().unwrap_or_default(), args.jwt_secret.clone()),
+        None => (args.suite.url.clone().unwrap_or_default(), args.suite.jwt_secret.clone()),
     };
     let settings = Arc::new(RunSettings {
         url: url.clone(),
-        profile: args.profile,
-        token: args.token.clone(),
+        profile: args.suite.profile,
+        token: args.suite.token.clone(),
         jwt_secret,
         strict: args.strict,
-        timeout_scale: args.timeout_scale,
+        timeout_scale: args.suite.timeout_scale,
         jobs: usize::from(args.jobs),
         max_message_bytes: args.max_message_bytes,
+        record: false,
     });
 
     let runtime =
@@ -134,7 +147,7 @@ pub fn run(catalog: Catalog, args: &RunArgs) -> anyhow::Result<u8> {
     Ok(if failed { exit::FAILURES } else { exit::SUCCESS })
 }
 
-fn start_bundled(profile: Profile) -> anyhow::Result<(reference_server::BackgroundServer, String)> {
+pub(super) fn start_bundled(profile: Profile) -> anyhow::Result<(reference_server::BackgroundServer, String)> {
     let secret = crate::tokens::random_secret();
     let mut config = reference_server::Config::new(profile.into());
     config.auth = reference_server::AuthMode::Optional;

@@ -296,6 +296,7 @@ mod tests {
             duration: Duration::from_millis(ms),
             message: message.into(),
             description: format!("the rule for {id}"),
+            recording: Vec::new(),
             transcript: if matches!(status, Status::Failed | Status::Warned) {
                 vec![
                     TranscriptEntry {

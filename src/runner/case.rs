@@ -13,7 +13,9 @@ use crate::scenario::loader::decode_hex;
 use crate::scenario::template::Variables;
 use crate::scenario::{Action, Case, Connect, Expect, ExpectClose, Level, Observe, Step, TokenPlacement};
 use crate::schema::Catalog;
-use crate::session::{ConnectError, ConnectOptions, Direction as FrameDirection, Event, Session, TranscriptEntry};
+use crate::session::{
+    ConnectError, ConnectOptions, Direction as FrameDirection, Event, Recorded, Session, TranscriptEntry,
+};
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a connection accepted despite a bad token may take to be closed.
@@ -34,6 +36,8 @@ pub struct CaseOutcome {
     pub status: Status,
     pub message: String,
     pub transcript: Vec<TranscriptEntry>,
+    /// Every frame, whole, when recording.
+    pub recording: Vec<Recorded>,
     /// What the case's connections received, by type (for the wrong-profile hint).
     pub received_types: TypeTally,
 }
@@ -94,6 +98,8 @@ struct CaseRun<'a> {
     soft: SoftFailures,
     /// Received message types of every connection of the case.
     received_types: TypeTally,
+    /// Every frame of the case's connections, in order, when recording.
+    recording: Vec<Recorded>,
 }
 
 pub async fn execute(case: &Case, settings: &RunSettings, catalog: &Catalog, variables: Variables) -> CaseOutcome {
@@ -107,13 +113,14 @@ pub async fn execute(case: &Case, settings: &RunSettings, catalog: &Catalog, var
         earlier: Vec::new(),
         soft: SoftFailures::default(),
         received_types: TypeTally::default(),
+        recording: Vec::new(),
     };
     let mut counter = 0;
     let hard = run.steps(&case.steps, case.level, &mut counter).await;
     let transcript = run.finish_transcript();
     let (status, message) = verdict(case.level, hard, &run.soft, settings.strict);
     let transcript = if status == Status::Passed { Vec::new() } else { transcript };
-    CaseOutcome { status, message, transcript, received_types: run.received_types }
+    CaseOutcome { status, message, transcript, received_types: run.received_types, recording: run.recording }
 }
 
 /// Combines the stopping failure (if any) and the soft ones into a status and a message.
@@ -190,9 +197,16 @@ impl CaseRun<'_> {
                     options.timeout = self.settings.scaled(timeout);
                 }
                 self.retire_session();
-                let session = Session::connect(&options)
-                    .await
-                    .map_err(|e| fail("the new connection to be accepted (HTTP 101)", e.to_string()))?;
+                let result = Session::connect(&options).await;
+                if self.settings.record {
+                    let data = match &result {
+                        Ok(_) => "accepted (reconnect)".to_string(),
+                        Err(error) => format!("reconnect failed: {error}"),
+                    };
+                    self.recording.push(Recorded { direction: FrameDirection::Sent, kind: "connect", data });
+                }
+                let session =
+                    result.map_err(|e| fail("the new connection to be accepted (HTTP 101)", e.to_string()))?;
                 self.session = Some(session);
                 Ok(())
             }
@@ -262,6 +276,7 @@ impl CaseRun<'_> {
                 let offset = session.started().saturating_duration_since(self.case_started);
                 self.received_types.merge(session.received_types());
                 let transcript = session.drop_connection();
+                self.recording.extend(transcript.recording().iter().cloned());
                 self.earlier.extend(transcript.entries().cloned().map(|e| shift(e, offset)));
                 Ok(())
             }
@@ -279,6 +294,7 @@ impl CaseRun<'_> {
 
     fn retire_session(&mut self) {
         if let Some(session) = self.session.take() {
+            self.recording.extend(session.transcript().recording().iter().cloned());
             self.received_types.merge(session.received_types());
             let offset = session.started().saturating_duration_since(self.case_started);
             self.earlier.extend(session.into_transcript().entries().cloned().map(|e| shift(e, offset)));
@@ -314,6 +330,7 @@ impl CaseRun<'_> {
             options.query.push((name.clone(), expand(value)?));
         }
         options.subprotocols = connect.subprotocols.clone();
+        options.record = self.settings.record;
         if let Some(token) = &connect.token {
             let token = expand(token)?;
             match connect.token_in.unwrap_or(TokenPlacement::Header) {
@@ -323,6 +340,14 @@ impl CaseRun<'_> {
         }
         self.retire_session();
         let result = Session::connect(&options).await;
+        if self.settings.record {
+            let data = match &result {
+                Ok(_) => "accepted".to_string(),
+                Err(ConnectError::Rejected { status, .. }) => format!("refused with HTTP {status}"),
+                Err(error) => format!("failed: {error}"),
+            };
+            self.recording.push(Recorded { direction: FrameDirection::Sent, kind: "connect", data });
+        }
         if !connect.expect_rejected {
             self.last_connect = Some(options);
         }

@@ -31,6 +31,8 @@ pub struct RunSettings {
     pub jobs: usize,
     /// The largest frame or message accepted from the server.
     pub max_message_bytes: usize,
+    /// Keep a full recording of every case's frames (for snapshots).
+    pub record: bool,
 }
 
 impl RunSettings {
@@ -126,6 +128,7 @@ pub async fn run(
                 message: format!("internal error in wsprobe while running this case: {error}"),
                 description: planned_case.case.description.clone(),
                 transcript: Vec::new(),
+                recording: Vec::new(),
             }),
         }
     }
@@ -158,6 +161,7 @@ async fn run_one(
         message,
         description: case.description.clone(),
         transcript: Vec::new(),
+        recording: Vec::new(),
     };
     if let Some(reason) = missing_need(case, settings) {
         return (report(Status::Skipped, reason), TypeTally::default());
@@ -169,6 +173,7 @@ async fn run_one(
             Ok(done) => {
                 let mut r = report(done.status, done.message);
                 r.transcript = done.transcript;
+                r.recording = done.recording;
                 (r, done.received_types)
             }
             Err(_) => (

@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
 pub use tracked::TrackedStream;
-pub use transcript::{Direction, Transcript, TranscriptEntry};
+pub use transcript::{Direction, Recorded, Transcript, TranscriptEntry};
 
 use crate::profile_hint::TypeTally;
 
@@ -39,6 +39,8 @@ pub struct ConnectOptions {
     pub max_message_bytes: usize,
     /// Read buffer reserved per connection; small for load runs holding many idle connections.
     pub read_buffer_bytes: usize,
+    /// Keep a full recording of the connection (for snapshots).
+    pub record: bool,
 }
 
 impl ConnectOptions {
@@ -51,6 +53,7 @@ impl ConnectOptions {
             timeout,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             read_buffer_bytes: 128 * 1024,
+            record: false,
         }
     }
 
@@ -189,10 +192,14 @@ impl Session {
         };
         let subprotocol =
             response.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let mut transcript = Transcript::default();
+        if options.record {
+            transcript.start_recording();
+        }
         Ok(Session {
             ws,
             started,
-            transcript: Transcript::default(),
+            transcript,
             ended: false,
             end_reason: None,
             send_blocked: None,

@@ -29,14 +29,49 @@ pub struct TranscriptEntry {
     pub data: String,
 }
 
+/// Frames kept whole when recording for snapshots; more are counted.
+const RECORDED_KEPT: usize = 2_000;
+/// Longest frame text kept whole when recording.
+const RECORDED_CHARS: usize = 64 * 1024;
+
+/// One frame of a full recording (for snapshots): every frame, with its whole text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub direction: Direction,
+    /// text, binary, close, dropped, or connect.
+    pub kind: &'static str,
+    pub data: String,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Transcript {
     entries: VecDeque<TranscriptEntry>,
     omitted: usize,
+    /// Set when recording: every frame, whole, up to [`RECORDED_KEPT`].
+    recording: Option<Vec<Recorded>>,
 }
 
 impl Transcript {
+    /// Keeps every frame whole from now on (bounded), besides the short transcript.
+    pub fn start_recording(&mut self) {
+        self.recording.get_or_insert_with(Vec::new);
+    }
+
+    /// The full recording, if one was started.
+    pub fn recording(&self) -> &[Recorded] {
+        self.recording.as_deref().unwrap_or_default()
+    }
+
     pub fn record(&mut self, at: Duration, direction: Direction, kind: &'static str, data: &str) {
+        if let Some(recording) = &mut self.recording {
+            if recording.len() < RECORDED_KEPT {
+                let mut cut = data.len().min(RECORDED_CHARS);
+                while !data.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                recording.push(Recorded { direction, kind, data: data[..cut].to_string() });
+            }
+        }
         if self.entries.len() == KEPT {
             // Keep the client's last few sends however many broadcasts arrive after them.
             let sends = self.entries.iter().filter(|e| e.direction == Direction::Sent).count();

@@ -8,6 +8,7 @@ mod run_broken;
 mod run_cli;
 mod schemas;
 mod server;
+mod snapshot_cli;
 mod support;
 mod validate_cli;
 

@@ -49,6 +49,7 @@ async fn run_builtin(
         timeout_scale,
         jobs: 32,
         max_message_bytes: wsprobe::session::DEFAULT_MAX_MESSAGE_BYTES,
+        record: false,
     });
     let suites = loader::builtin().unwrap();
     let planned = runner::plan(&suites, Profile::Core, filter);
@@ -204,6 +205,7 @@ async fn run_scenario(config: Config, yaml: &str) -> Vec<wsprobe::outcome::CaseR
         timeout_scale: 1.0,
         jobs: 4,
         max_message_bytes: wsprobe::session::DEFAULT_MAX_MESSAGE_BYTES,
+        record: false,
     });
     let planned = runner::plan(&[suite], Profile::Core, None);
     let (events, _receiver) = tokio::sync::mpsc::unbounded_channel();

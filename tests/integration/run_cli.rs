@@ -9,14 +9,14 @@ use serde_json::Value;
 
 use crate::support::start;
 
-struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Output {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 /// Runs the binary off the async runtime, bounded in time, so a server in this test keeps serving.
-async fn wsprobe(args: Vec<String>) -> Output {
+pub(crate) async fn wsprobe(args: Vec<String>) -> Output {
     let run = tokio::task::spawn_blocking(move || Command::new(env!("CARGO_BIN_EXE_wsprobe")).args(&args).output());
     let out = tokio::time::timeout(Duration::from_secs(90), run).await.expect("wsprobe finishes").unwrap().unwrap();
     Output {
@@ -26,7 +26,7 @@ async fn wsprobe(args: Vec<String>) -> Output {
     }
 }
 
-fn args(list: &[&str]) -> Vec<String> {
+pub(crate) fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 

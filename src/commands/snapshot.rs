@@ -1,0 +1,208 @@
+//! `wsprobe snapshot record | diff | accept`: the suite's cases, recorded whole, normalized and
+//! kept as one `.snap` file per scenario file.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+
+use crate::cli::{ReportFormat, SnapshotArgs, SnapshotCommand};
+use crate::exit;
+use crate::outcome::RunReport;
+use crate::runner::{self, RunSettings};
+use crate::schema::Catalog;
+use crate::snapshot::normalize::{self, Rule};
+use crate::snapshot::{store, textdiff};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Status {
+    Same,
+    Changed,
+    New,
+    Missing,
+}
+
+#[derive(Serialize)]
+struct SuiteResult {
+    suite: String,
+    file: String,
+    status: Status,
+    hunks: Vec<textdiff::Hunk>,
+}
+
+pub fn run(catalog: Catalog, command: &SnapshotCommand) -> anyhow::Result<u8> {
+    match command {
+        SnapshotCommand::Accept { dir } => accept(dir),
+        SnapshotCommand::Record(args) => {
+            let bodies = record(catalog, args)?;
+            std::fs::create_dir_all(&args.dir).with_context(|| format!("cannot create {}", args.dir.display()))?;
+            for (suite, body) in &bodies {
+                let path = store::path(&args.dir, suite, args.suite.profile.name());
+                std::fs::write(&path, store::render(suite, args.suite.profile.name(), body))
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                let _ = std::fs::remove_file(store::pending(&path));
+            }
+            println!("recorded {} snapshot(s) in {}", bodies.len(), args.dir.display());
+            Ok(exit::SUCCESS)
+        }
+        SnapshotCommand::Diff(args) => {
+            let bodies = record(catalog, args)?;
+            let mut results = Vec::new();
+            for (suite, body) in &bodies {
+                let path = store::path(&args.dir, suite, args.suite.profile.name());
+                let stored = std::fs::read_to_string(&path).ok();
+                let (status, hunks) = match stored.as_deref().map(|f| store::body(f).unwrap_or(f)) {
+                    None => (Status::New, textdiff::hunks("", body)),
+                    Some(old) if old == body => (Status::Same, Vec::new()),
+                    Some(old) => (Status::Changed, textdiff::hunks(old, body)),
+                };
+                if status != Status::Same {
+                    std::fs::create_dir_all(&args.dir)
+                        .with_context(|| format!("cannot create {}", args.dir.display()))?;
+                    let pending = store::pending(&path);
+                    std::fs::write(&pending, store::render(suite, args.suite.profile.name(), body))
+                        .with_context(|| format!("cannot write {}", pending.display()))?;
+                }
+                results.push(SuiteResult { suite: suite.clone(), file: path.display().to_string(), status, hunks });
+            }
+            // Stored snapshots of this profile that the run did not produce (a whole run only).
+            if args.suite.filter.is_none() && args.suite.scenarios.is_empty() && !args.suite.no_builtin {
+                let prefix = format!("{}__", args.suite.profile.name());
+                for entry in std::fs::read_dir(&args.dir).into_iter().flatten().flatten() {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    let Some(suite) = name.strip_prefix(&prefix).and_then(|n| n.strip_suffix(".snap")) else {
+                        continue;
+                    };
+                    if !bodies.iter().any(|(s, _)| s == suite) {
+                        results.push(SuiteResult {
+                            suite: suite.to_string(),
+                            file: entry.path().display().to_string(),
+                            status: Status::Missing,
+                            hunks: Vec::new(),
+                        });
+                    }
+                }
+            }
+            let mut out = std::io::stdout().lock();
+            match args.format {
+                ReportFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&results)?)?,
+                ReportFormat::Human => human(&mut out, &results)?,
+            }
+            let changed = results.iter().any(|r| r.status != Status::Same);
+            Ok(if changed { exit::FAILURES } else { exit::SUCCESS })
+        }
+    }
+}
+
+fn human(out: &mut impl Write, results: &[SuiteResult]) -> std::io::Result<()> {
+    for result in results {
+        let label = match result.status {
+            Status::Same => "same   ",
+            Status::Changed => "CHANGED",
+            Status::New => "NEW    ",
+            Status::Missing => "MISSING",
+        };
+        writeln!(out, "{label} {} ({})", result.suite, result.file)?;
+        for hunk in &result.hunks {
+            writeln!(out, "  {}", hunk.header)?;
+            for line in &hunk.lines {
+                writeln!(out, "  {line}")?;
+            }
+        }
+    }
+    let count = |s: Status| results.iter().filter(|r| r.status == s).count();
+    writeln!(
+        out,
+        "{} same, {} changed, {} new, {} missing{}",
+        count(Status::Same),
+        count(Status::Changed),
+        count(Status::New),
+        count(Status::Missing),
+        if results.iter().any(|r| matches!(r.status, Status::Changed | Status::New)) {
+            "; review, then `wsprobe snapshot accept` to keep the .snap.new files"
+        } else {
+            ""
+        }
+    )
+}
+
+fn accept(dir: &Path) -> anyhow::Result<u8> {
+    let entries = std::fs::read_dir(dir).with_context(|| format!("cannot read {}: check --dir", dir.display()))?;
+    let mut accepted = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = path.to_string_lossy().into_owned();
+        if let Some(target) = name.strip_suffix(".snap.new") {
+            let target = format!("{target}.snap");
+            std::fs::rename(&path, &target).with_context(|| format!("cannot move {name} to {target}"))?;
+            accepted += 1;
+        }
+    }
+    println!("accepted {accepted} pending snapshot(s) in {}", dir.display());
+    Ok(exit::SUCCESS)
+}
+
+/// Runs the cases with recording on and returns each scenario file's snapshot body, in order.
+fn record(catalog: Catalog, args: &SnapshotArgs) -> anyhow::Result<Vec<(String, String)>> {
+    let mut rules: Vec<Rule> = match &args.rules {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read --rules {}", path.display()))?;
+            normalize::rules_from_yaml(&text).map_err(|e| anyhow::anyhow!("--rules {}: {e}", path.display()))?
+        }
+        None => Vec::new(),
+    };
+    rules.extend(normalize::default_rules(args.suite.profile));
+    let planned = super::run::planned_cases(
+        args.suite.no_builtin,
+        &args.suite.scenarios,
+        args.suite.filter.as_deref(),
+        args.suite.profile,
+    )?;
+    let bundled = match &args.suite.url {
+        Some(_) => None,
+        None => Some(super::run::start_bundled(args.suite.profile)?),
+    };
+    let (url, jwt_secret) = match &bundled {
+        Some((server, secret)) => (server.url().to_string(), Some(secret.clone())),
+        None => (args.suite.url.clone().unwrap_or_default(), args.suite.jwt_secret.clone()),
+    };
+    let settings = Arc::new(RunSettings {
+        url,
+        profile: args.suite.profile,
+        token: args.suite.token.clone(),
+        jwt_secret,
+        strict: false,
+        timeout_scale: args.suite.timeout_scale,
+        jobs: 8,
+        max_message_bytes: crate::session::DEFAULT_MAX_MESSAGE_BYTES,
+        record: true,
+    });
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    let report: RunReport = runtime.block_on(async {
+        super::preflight(&settings.url, settings.scaled(Duration::from_secs(5))).await?;
+        let (events, _receiver) = tokio::sync::mpsc::unbounded_channel();
+        anyhow::Ok(runner::run(planned, settings.clone(), Arc::new(catalog), events, bundled.is_some()).await)
+    })?;
+    drop(bundled);
+    let mut bodies: Vec<(String, String)> = Vec::new();
+    for case in &report.cases {
+        let text = normalize::case_text(case, args.suite.profile, &rules);
+        match bodies.iter_mut().find(|(suite, _)| *suite == case.suite) {
+            Some((_, body)) => {
+                body.push('\n');
+                body.push_str(&text);
+            }
+            None => bodies.push((case.suite.clone(), text)),
+        }
+    }
+    if bodies.is_empty() {
+        bail!("no case ran");
+    }
+    Ok(bodies)
+}
