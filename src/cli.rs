@@ -62,6 +62,9 @@ pub struct SnapshotArgs {
     /// Where the .snap files live.
     #[arg(long, default_value = "snapshots", value_name = "DIR")]
     pub dir: PathBuf,
+    /// The bundled server's simulation seed (without --url).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
     /// Redaction rules (YAML: `rules: [{path: /data/**/price, action: round:2}]`), tried before
     /// the defaults. Actions: time, id, type, keep, round:N.
     #[arg(long, value_name = "FILE")]

@@ -69,7 +69,7 @@ pub fn run(catalog: Catalog, args: &RunArgs) -> anyhow::Result<u8> {
     // The bundled server gets its own runtime and thread, so the harness never competes with it.
     let bundled = match &args.suite.url {
         Some(_) => None,
-        None => Some(start_bundled(args.suite.profile)?),
+        None => Some(start_bundled(args.suite.profile, None)?),
     };
     let (url, jwt_secret) = match &bundled {
         Some((server, secret)) => (server.url().to_string(), Some(secret.clone())),
@@ -147,10 +147,16 @@ pub fn run(catalog: Catalog, args: &RunArgs) -> anyhow::Result<u8> {
     Ok(if failed { exit::FAILURES } else { exit::SUCCESS })
 }
 
-pub(super) fn start_bundled(profile: Profile) -> anyhow::Result<(reference_server::BackgroundServer, String)> {
+pub(super) fn start_bundled(
+    profile: Profile,
+    seed: Option<u64>,
+) -> anyhow::Result<(reference_server::BackgroundServer, String)> {
     let secret = crate::tokens::random_secret();
     let mut config = reference_server::Config::new(profile.into());
     config.auth = reference_server::AuthMode::Optional;
+    if let Some(seed) = seed {
+        config.seed = seed;
+    }
     config.jwt_secret = Some(secret.clone());
     let server = reference_server::BackgroundServer::start(config, SocketAddr::from(([127, 0, 0, 1], 0)), 1)
         .context("cannot start the bundled reference server on 127.0.0.1")?;

@@ -165,7 +165,7 @@ fn record(catalog: Catalog, args: &SnapshotArgs) -> anyhow::Result<Vec<(String, 
     )?;
     let bundled = match &args.suite.url {
         Some(_) => None,
-        None => Some(super::run::start_bundled(args.suite.profile)?),
+        None => Some(super::run::start_bundled(args.suite.profile, Some(args.seed))?),
     };
     let (url, jwt_secret) = match &bundled {
         Some((server, secret)) => (server.url().to_string(), Some(secret.clone())),

@@ -28,6 +28,8 @@ const SENDS_SHOWN: usize = 4;
 const DISTINCT_KEPT: usize = 20;
 /// Arrival times kept per cadence group.
 const ARRIVALS_KEPT: usize = 10_000;
+/// Unmet steps noted in a recording; a `repeat` of failing steps is counted no further.
+const RECORDED_STEPS_KEPT: usize = 1_000;
 /// Soft failures (should/info) named in a report; the rest are counted, so a `repeat` of
 /// failing steps cannot grow without bound.
 const SOFT_KEPT: usize = 20;
@@ -177,6 +179,12 @@ impl CaseRun<'_> {
             }
             if let Err(failure) = self.step(&step.action).await {
                 let level = failure.level.or(step.level).unwrap_or(case_level);
+                if self.settings.record && self.recording.len() < RECORDED_STEPS_KEPT {
+                    // What the step wanted, from the scenario: stable from run to run, unlike
+                    // what arrived instead (counts of broadcasts, durations).
+                    let data = format!("{label} [{}]: expected {}", level.name(), failure.expected);
+                    self.recording.push(Recorded { direction: FrameDirection::Received, kind: "unmet", data });
+                }
                 let message = format!("{label}: expected {}; {}", failure.expected, failure.actual);
                 if level == Level::Must {
                     return Some(message);

@@ -233,7 +233,7 @@ pub fn case_text(case: &CaseReport, profile: Profile, rules: &[Rule]) -> String 
                 }
                 Err(_) => format!("text (not JSON) {:?}", frame.data),
             },
-            "binary" | "close" | "dropped" | "connect" => format!("{} {}", frame.kind, frame.data),
+            "binary" | "close" | "dropped" | "connect" | "unmet" => format!("{} {}", frame.kind, frame.data),
             other => format!("{other} {}", frame.data),
         };
         out.push_str(&format!("  {arrow} {line}\n"));

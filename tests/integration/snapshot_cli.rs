@@ -36,7 +36,8 @@ const FAST: &str = "welcome.*,heartbeat.*,input.*,close.*,reconnect.*,auth.forge
 async fn two_records_against_the_bundled_server_are_byte_identical() {
     let (a, b) = (fresh_dir("snap-a"), fresh_dir("snap-b"));
     for dir in [&a, &b] {
-        let out = wsprobe(&["snapshot", "record", "--filter", FAST, "--dir", dir.to_str().unwrap()]).await;
+        let out =
+            wsprobe(&["snapshot", "record", "--filter", FAST, "--seed", "7", "--dir", dir.to_str().unwrap()]).await;
         assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     }
     let (files_a, files_b) = (read_all(&a), read_all(&b));
@@ -124,6 +125,9 @@ async fn a_silent_server_is_recorded_within_its_timeouts_and_bad_input_exits_2_o
     let files = read_all(&dir);
     let heartbeat = &files.iter().find(|(n, _)| n == "core__heartbeat.snap").unwrap().1;
     assert!(heartbeat.contains("case heartbeat.pong: FAIL"), "{heartbeat}");
+    assert!(heartbeat.contains("<- unmet step 3 (expect) [must]: expected Pong within 2s"), "{heartbeat}");
+    let handshake = &files.iter().find(|(n, _)| n == "core__handshake.snap").unwrap().1;
+    assert!(handshake.contains("expected a Close frame with code 1000"), "{handshake}");
     let rules = dir.join("rules.yaml");
     std::fs::write(&rules, "rules:\n  - {path: price, action: id}\n").unwrap();
     let out = wsprobe(&["snapshot", "diff", "--url", &url, "--dir", d, "--rules", rules.to_str().unwrap()]).await;
