@@ -69,8 +69,9 @@ pub struct SnapshotArgs {
     /// the defaults. Actions: time, id, type, keep, round:N.
     #[arg(long, value_name = "FILE")]
     pub rules: Option<PathBuf>,
-    #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
-    pub format: ReportFormat,
+    /// human, json (one object per scenario file) or junit (one testcase per scenario file).
+    #[arg(long, value_enum, default_value_t = RunFormat::Human)]
+    pub format: RunFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

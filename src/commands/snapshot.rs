@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde::Serialize;
 
-use crate::cli::{ReportFormat, SnapshotArgs, SnapshotCommand};
+use crate::cli::{RunFormat, SnapshotArgs, SnapshotCommand};
 use crate::exit;
 use crate::outcome::RunReport;
 use crate::runner::{self, RunSettings};
@@ -89,8 +89,9 @@ pub fn run(catalog: Catalog, command: &SnapshotCommand) -> anyhow::Result<u8> {
             }
             let mut out = std::io::stdout().lock();
             match args.format {
-                ReportFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&results)?)?,
-                ReportFormat::Human => human(&mut out, &results)?,
+                RunFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&results)?)?,
+                RunFormat::Junit => out.write_all(junit(&results).as_bytes())?,
+                RunFormat::Human => human(&mut out, &results)?,
             }
             let changed = results.iter().any(|r| r.status != Status::Same);
             Ok(if changed { exit::FAILURES } else { exit::SUCCESS })
@@ -128,6 +129,41 @@ fn human(out: &mut impl Write, results: &[SuiteResult]) -> std::io::Result<()> {
             ""
         }
     )
+}
+
+/// One testcase per scenario file; a changed, new or missing one fails with its diff.
+fn junit(results: &[SuiteResult]) -> String {
+    use crate::report::run::xml_escape;
+    let failures = results.iter().filter(|r| r.status != Status::Same).count();
+    let mut out = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"wsprobe snapshot\" tests=\"{}\" failures=\"{failures}\">\n  <testsuite name=\"snapshots\" tests=\"{}\" failures=\"{failures}\">\n",
+        results.len(),
+        results.len()
+    );
+    for result in results {
+        out.push_str(&format!("    <testcase name=\"{}\" classname=\"snapshot\"", xml_escape(&result.suite)));
+        if result.status == Status::Same {
+            out.push_str("/>\n");
+            continue;
+        }
+        let mut diff = String::new();
+        for hunk in &result.hunks {
+            diff.push_str(&hunk.header);
+            diff.push('\n');
+            for line in &hunk.lines {
+                diff.push_str(line);
+                diff.push('\n');
+            }
+        }
+        let status = format!("{:?}", result.status).to_lowercase();
+        out.push_str(&format!(
+            ">\n      <failure message=\"snapshot {status}: {}\">{}</failure>\n    </testcase>\n",
+            xml_escape(&result.file),
+            xml_escape(&diff)
+        ));
+    }
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    out
 }
 
 fn accept(dir: &Path) -> anyhow::Result<u8> {

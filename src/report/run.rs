@@ -182,7 +182,7 @@ pub fn json(report: &RunReport) -> String {
     text
 }
 
-fn xml_escape(text: &str) -> String {
+pub(crate) fn xml_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -90,6 +90,16 @@ async fn one_changed_field_is_one_hunk_and_accept_promotes_it() {
     assert!(lines.iter().any(|l| l.starts_with("-  <- Pong {\"data\"")), "{lines:?}");
     assert!(lines.iter().any(|l| l.starts_with("+  <- Pong {\"timestamp\":\"\",")), "{lines:?}");
     assert!(dir.join("core__heartbeat.snap.new").exists());
+    let junit =
+        ["snapshot", "diff", "--url", &broken.url(), "--filter", "heartbeat.pong", "--dir", d, "--format", "junit"];
+    let out = wsprobe(&junit).await;
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stdout.contains("failures=\"1\"") && out.stdout.contains("<failure message=\"snapshot changed"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("+  &lt;- Pong {&quot;timestamp&quot;:&quot;&quot;"), "{}", out.stdout);
     let out = wsprobe(&["snapshot", "accept", "--dir", d]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains("accepted 1"), "{}", out.stdout);
