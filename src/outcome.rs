@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::profile::Profile;
-use crate::scenario::Level;
+use crate::scenario::{BroadcastPolicy, Level};
 use crate::session::{Recorded, TranscriptEntry};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -53,6 +53,9 @@ pub struct CaseReport {
     /// Every frame of the case, whole, when the run records (snapshots); empty otherwise.
     #[serde(skip)]
     pub recording: Vec<Recorded>,
+    /// How a snapshot treats the case's broadcasts (from the scenario).
+    #[serde(skip)]
+    pub broadcasts: BroadcastPolicy,
 }
 
 fn as_millis<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {

@@ -297,6 +297,7 @@ mod tests {
             message: message.into(),
             description: format!("the rule for {id}"),
             recording: Vec::new(),
+            broadcasts: Default::default(),
             transcript: if matches!(status, Status::Failed | Status::Warned) {
                 vec![
                     TranscriptEntry {

@@ -129,6 +129,7 @@ pub async fn run(
                 description: planned_case.case.description.clone(),
                 transcript: Vec::new(),
                 recording: Vec::new(),
+                broadcasts: planned_case.case.snapshot.broadcasts,
             }),
         }
     }
@@ -162,6 +163,7 @@ async fn run_one(
         description: case.description.clone(),
         transcript: Vec::new(),
         recording: Vec::new(),
+        broadcasts: case.snapshot.broadcasts,
     };
     if let Some(reason) = missing_need(case, settings) {
         return (report(Status::Skipped, reason), TypeTally::default());

@@ -89,6 +89,9 @@ pub struct Case {
     /// The longest the whole case may take (default 120 s, scaled by --timeout-scale).
     #[serde(default, deserialize_with = "duration::deserialize_option")]
     pub timeout: Option<Duration>,
+    /// How `wsprobe snapshot` treats this case's broadcasts.
+    #[serde(default)]
+    pub snapshot: SnapshotOptions,
     pub steps: Vec<Step>,
 }
 
@@ -96,6 +99,26 @@ impl Case {
     pub fn applies_to(&self, profile: Profile) -> bool {
         self.profiles.is_empty() || self.profiles.contains(&profile)
     }
+}
+
+/// Snapshot options of a case.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotOptions {
+    #[serde(default)]
+    pub broadcasts: BroadcastPolicy,
+}
+
+/// Broadcasts interleave with replies at times no client controls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BroadcastPolicy {
+    /// Left out of the snapshot (the default: stable whatever the timing).
+    #[default]
+    Omit,
+    /// Listed apart as the distinct shapes seen (type and structure, values as their types),
+    /// sorted: stable when the case watches long enough to see every broadcast it lists.
+    Shapes,
 }
 
 /// A step: exactly one action, plus the options every step shares.

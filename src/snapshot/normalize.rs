@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::outcome::CaseReport;
 use crate::profile::Profile;
+use crate::scenario::BroadcastPolicy;
 use crate::session::Direction;
 #[cfg(test)]
 use crate::session::Recorded;
@@ -199,7 +200,7 @@ impl Redactor<'_> {
                 let n = *self.ids.entry(value.to_string()).or_insert(next);
                 Value::String(format!("<id:{n}>"))
             }
-            Action::Type => Value::String(format!("<{}>", crate::schema::describe(value))),
+            Action::Type => Value::String(format!("<{}>", type_name(value))),
             Action::Round(places) => match value.as_f64() {
                 Some(f) => {
                     let scale = 10f64.powi(*places as i32);
@@ -216,6 +217,7 @@ pub fn case_text(case: &CaseReport, profile: Profile, rules: &[Rule]) -> String 
     let mut redactor = Redactor { rules, ids: BTreeMap::new() };
     let skipped = broadcasts(profile);
     let mut out = format!("case {}: {}\n", case.id, case.status.label());
+    let mut shapes = std::collections::BTreeSet::new();
     for frame in &case.recording {
         let arrow = match frame.direction {
             Direction::Sent => "->",
@@ -226,6 +228,9 @@ pub fn case_text(case: &CaseReport, profile: Profile, rules: &[Rule]) -> String 
                 Ok(mut value) => {
                     let message_type = value.get("type").and_then(Value::as_str).map(str::to_string);
                     if frame.direction == Direction::Received && is_broadcast(&value, skipped) {
+                        if case.broadcasts == BroadcastPolicy::Shapes {
+                            shapes.insert(format!("{} {}", message_type.as_deref().unwrap_or("text"), shape(&value)));
+                        }
                         continue;
                     }
                     redactor.redact(&mut value, &mut Vec::new());
@@ -238,7 +243,36 @@ pub fn case_text(case: &CaseReport, profile: Profile, rules: &[Rule]) -> String 
         };
         out.push_str(&format!("  {arrow} {line}\n"));
     }
+    if case.broadcasts == BroadcastPolicy::Shapes {
+        out.push_str("  broadcasts seen:\n");
+        for shape in shapes {
+            out.push_str(&format!("    {shape}\n"));
+        }
+    }
     out
+}
+
+/// The message with every scalar replaced by its type: its shape, whatever the values.
+fn shape(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter().map(|(k, v)| (k.clone(), if k == "type" { v.clone() } else { shape(v) })).collect(),
+        ),
+        // Lists vary in length; their first element stands for the shape of the rest.
+        Value::Array(items) => Value::Array(items.first().map(shape).into_iter().collect()),
+        scalar => Value::String(format!("<{}>", type_name(scalar))),
+    }
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
 }
 
 #[cfg(test)]
@@ -258,6 +292,7 @@ mod tests {
             message: String::new(),
             description: String::new(),
             transcript: Vec::new(),
+            broadcasts: BroadcastPolicy::Omit,
             recording: frames
                 .iter()
                 .map(|(d, k, t)| Recorded { direction: *d, kind: k, data: t.to_string() })
@@ -288,6 +323,29 @@ mod tests {
         assert_eq!(
             text,
             "case heartbeat.pong: PASS\n  -> connect accepted\n  <- Connected {\"data\":{\"client_id\":\"<id:1>\",\"server_time\":\"<ms>\"},\"timestamp\":\"<ms>\",\"type\":\"Connected\"}\n  -> Ping {\"timestamp\":\"<ms>\",\"type\":\"Ping\"}\n  <- Pong {\"data\":{\"timestamp\":\"<ms>\"},\"echo\":\"client_000007\",\"timestamp\":\"<ms>\",\"type\":\"Pong\"}\n  <- close 1000 done\n"
+        );
+    }
+
+    #[test]
+    fn broadcast_shapes_are_listed_apart_when_the_case_asks() {
+        let mut recording = case(&[
+            (
+                Direction::Received,
+                "text",
+                r#"{"type":"MarketData","data":{"price":1.5,"symbol":"BTCUSDT"},"timestamp":1}"#,
+            ),
+            (
+                Direction::Received,
+                "text",
+                r#"{"type":"MarketData","data":{"price":2.5,"symbol":"ETHUSDT"},"timestamp":2}"#,
+            ),
+            (Direction::Received, "text", r#"{"type":"ChartUpdate","data":{"candles":[1,2]},"timestamp":2}"#),
+        ]);
+        recording.broadcasts = BroadcastPolicy::Shapes;
+        let text = case_text(&recording, Profile::Core, &default_rules(Profile::Core));
+        assert_eq!(
+            text,
+            "case heartbeat.pong: PASS\n  broadcasts seen:\n    ChartUpdate {\"data\":{\"candles\":[\"<number>\"]},\"timestamp\":\"<number>\",\"type\":\"ChartUpdate\"}\n    MarketData {\"data\":{\"price\":\"<number>\",\"symbol\":\"<string>\"},\"timestamp\":\"<number>\",\"type\":\"MarketData\"}\n"
         );
     }
 
