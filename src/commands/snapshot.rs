@@ -40,11 +40,16 @@ pub fn run(catalog: Catalog, command: &SnapshotCommand) -> anyhow::Result<u8> {
         SnapshotCommand::Record(args) => {
             let bodies = record(catalog, args)?;
             std::fs::create_dir_all(&args.dir).with_context(|| format!("cannot create {}", args.dir.display()))?;
-            for (suite, body) in &bodies {
-                let path = store::path(&args.dir, suite, args.suite.profile.name());
-                std::fs::write(&path, store::render(suite, args.suite.profile.name(), body))
+            for recorded in &bodies {
+                let (suite, profile) = (&recorded.suite, args.suite.profile.name());
+                let path = store::path(&args.dir, suite, profile);
+                std::fs::write(&path, store::render(suite, profile, &recorded.body))
                     .with_context(|| format!("cannot write {}", path.display()))?;
                 let _ = std::fs::remove_file(store::pending(&path));
+                // The messages as received, for replay under edited schemas (`validate --schemas`).
+                let capture = store::capture_path(&args.dir, suite, profile);
+                std::fs::write(&capture, &recorded.received)
+                    .with_context(|| format!("cannot write {}", capture.display()))?;
             }
             println!("recorded {} snapshot(s) in {}", bodies.len(), args.dir.display());
             Ok(exit::SUCCESS)
@@ -52,7 +57,7 @@ pub fn run(catalog: Catalog, command: &SnapshotCommand) -> anyhow::Result<u8> {
         SnapshotCommand::Diff(args) => {
             let bodies = record(catalog, args)?;
             let mut results = Vec::new();
-            for (suite, body) in &bodies {
+            for Recorded { suite, body, .. } in &bodies {
                 let path = store::path(&args.dir, suite, args.suite.profile.name());
                 let stored = std::fs::read_to_string(&path).ok();
                 let (status, hunks) = match stored.as_deref().map(|f| store::body(f).unwrap_or(f)) {
@@ -77,7 +82,7 @@ pub fn run(catalog: Catalog, command: &SnapshotCommand) -> anyhow::Result<u8> {
                     let Some(suite) = name.strip_prefix(&prefix).and_then(|n| n.strip_suffix(".snap")) else {
                         continue;
                     };
-                    if !bodies.iter().any(|(s, _)| s == suite) {
+                    if !bodies.iter().any(|r| r.suite == suite) {
                         results.push(SuiteResult {
                             suite: suite.to_string(),
                             file: entry.path().display().to_string(),
@@ -183,7 +188,14 @@ fn accept(dir: &Path) -> anyhow::Result<u8> {
 }
 
 /// Runs the cases with recording on and returns each scenario file's snapshot body, in order.
-fn record(catalog: Catalog, args: &SnapshotArgs) -> anyhow::Result<Vec<(String, String)>> {
+/// A scenario file's snapshot body, and the messages its cases received, whole, as JSON Lines.
+struct Recorded {
+    suite: String,
+    body: String,
+    received: String,
+}
+
+fn record(catalog: Catalog, args: &SnapshotArgs) -> anyhow::Result<Vec<Recorded>> {
     let mut rules: Vec<Rule> = match &args.rules {
         Some(path) => {
             let text =
@@ -226,15 +238,22 @@ fn record(catalog: Catalog, args: &SnapshotArgs) -> anyhow::Result<Vec<(String, 
         anyhow::Ok(runner::run(planned, settings.clone(), Arc::new(catalog), events, bundled.is_some()).await)
     })?;
     drop(bundled);
-    let mut bodies: Vec<(String, String)> = Vec::new();
+    let mut bodies: Vec<Recorded> = Vec::new();
     for case in &report.cases {
         let text = normalize::case_text(case, args.suite.profile, &rules);
-        match bodies.iter_mut().find(|(suite, _)| *suite == case.suite) {
-            Some((_, body)) => {
-                body.push('\n');
-                body.push_str(&text);
+        let received: String = case
+            .recording
+            .iter()
+            .filter(|f| f.direction == crate::session::Direction::Received && f.kind == "text")
+            .map(|f| format!("{}\n", f.data.replace('\n', " ")))
+            .collect();
+        match bodies.iter_mut().find(|r| r.suite == case.suite) {
+            Some(recorded) => {
+                recorded.body.push('\n');
+                recorded.body.push_str(&text);
+                recorded.received.push_str(&received);
             }
-            None => bodies.push((case.suite.clone(), text)),
+            None => bodies.push(Recorded { suite: case.suite.clone(), body: text, received }),
         }
     }
     if bodies.is_empty() {

@@ -9,6 +9,11 @@ pub fn path(dir: &Path, suite: &str, profile: &str) -> PathBuf {
     dir.join(format!("{profile}__{suite}.snap"))
 }
 
+/// The messages a scenario file's cases received, whole, as JSON Lines (for replay).
+pub fn capture_path(dir: &Path, suite: &str, profile: &str) -> PathBuf {
+    dir.join(format!("{profile}__{suite}.received.jsonl"))
+}
+
 pub fn pending(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".new");

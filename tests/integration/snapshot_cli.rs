@@ -20,10 +20,12 @@ fn fresh_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// The `.snap` files of a folder (the `.received.jsonl` captures beside them hold raw times).
 fn read_all(dir: &PathBuf) -> Vec<(String, String)> {
     let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
         .unwrap()
         .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".snap"))
         .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read_to_string(e.path()).unwrap()))
         .collect();
     files.sort();
@@ -46,6 +48,11 @@ async fn two_records_against_the_bundled_server_are_byte_identical() {
     let heartbeat = &files_a.iter().find(|(n, _)| n == "core__heartbeat.snap").unwrap().1;
     assert!(heartbeat.starts_with("---\nsource: wsprobe snapshot\n"), "{heartbeat}");
     assert!(heartbeat.contains("<- Pong {\"data\":{\"timestamp\":\"<ms>\"}"), "{heartbeat}");
+    // The messages as received are kept beside the snapshot, for replay under edited schemas.
+    let capture = a.join("core__heartbeat.received.jsonl");
+    let out = wsprobe(&["validate", capture.to_str().unwrap()]).await;
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(out.stdout.contains("all valid") && !out.stdout.contains("checked 0"), "{}", out.stdout);
 }
 
 #[tokio::test]
