@@ -18,7 +18,7 @@ fn listen() -> (TcpListener, String) {
 }
 
 /// Serves each connection on its own thread with `handle`.
-fn serve(handle: fn(TcpStream)) -> String {
+fn serve(handle: impl Fn(TcpStream) + Copy + Send + 'static) -> String {
     let (listener, url) = listen();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
@@ -29,21 +29,18 @@ fn serve(handle: fn(TcpStream)) -> String {
     url
 }
 
+/// Reads until the peer goes away or goes quiet for the stream's read timeout.
+fn drain(stream: &mut TcpStream) {
+    let mut sink = [0u8; 4096];
+    while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
+}
+
 /// Answers every connection with `reply` and then holds it open, reading.
 pub fn tcp_reply(reply: &'static [u8]) -> String {
-    let (listener, url) = listen();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut stream = stream;
-                let _ = stream.set_read_timeout(Some(HOLD));
-                let _ = stream.write_all(reply);
-                let mut sink = [0u8; 1024];
-                while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
-            });
-        }
-    });
-    url
+    serve(move |mut stream| {
+        let _ = stream.write_all(reply);
+        drain(&mut stream);
+    })
 }
 
 pub const HTTP_500: &[u8] = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n";
@@ -65,9 +62,7 @@ pub fn drops_after_handshake() -> String {
 pub fn silent_after_handshake() -> String {
     serve(|stream| {
         let Some(ws) = handshake(stream) else { return };
-        let mut raw = ws.into_inner();
-        let mut sink = [0u8; 4096];
-        while matches!(raw.read(&mut sink), Ok(n) if n > 0) {}
+        drain(&mut ws.into_inner());
     })
 }
 
@@ -87,51 +82,34 @@ pub fn never_echoes_close() -> String {
             }
         }
         // The library queued the echo; it goes out only on the next read or write, which never comes.
-        let mut raw = ws.into_inner();
-        let mut sink = [0u8; 4096];
-        while matches!(raw.read(&mut sink), Ok(n) if n > 0) {}
+        drain(&mut ws.into_inner());
     })
 }
 
 /// Answers each text message with one JSON text of `reply` (a fixed wrong-profile server).
 pub fn answers_everything_with(reply: &'static str) -> String {
-    let (listener, url) = listen();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let _ = stream.set_read_timeout(Some(HOLD));
-            std::thread::spawn(move || {
-                let Some(mut ws) = handshake(stream) else { return };
-                let _ = ws.send(Message::text(reply));
-                while let Ok(message) = ws.read() {
-                    if message.is_text() && ws.send(Message::text(reply)).is_err() {
-                        return;
-                    }
-                }
-            });
+    serve(move |stream| {
+        let Some(mut ws) = handshake(stream) else { return };
+        let _ = ws.send(Message::text(reply));
+        while let Ok(message) = ws.read() {
+            if message.is_text() && ws.send(Message::text(reply)).is_err() {
+                return;
+            }
         }
-    });
-    url
+    })
 }
 
 /// Completes the handshake, writes `bytes` raw (frames of the test's making), then closes.
 pub fn writes_after_handshake(bytes: &'static [u8]) -> String {
-    let (listener, url) = listen();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let _ = stream.set_read_timeout(Some(HOLD));
-            std::thread::spawn(move || {
-                let Some(ws) = handshake(stream) else { return };
-                let mut raw = ws.into_inner();
-                let _ = raw.write_all(bytes);
-                let _ = raw.flush();
-                // Read what the client sent, so the close is a FIN and not a reset.
-                let _ = raw.set_read_timeout(Some(Duration::from_millis(150)));
-                let mut sink = [0u8; 4096];
-                while matches!(raw.read(&mut sink), Ok(n) if n > 0) {}
-            });
-        }
-    });
-    url
+    serve(move |stream| {
+        let Some(ws) = handshake(stream) else { return };
+        let mut raw = ws.into_inner();
+        let _ = raw.write_all(bytes);
+        let _ = raw.flush();
+        // Read what the client sent, so the close is a FIN and not a reset.
+        let _ = raw.set_read_timeout(Some(Duration::from_millis(150)));
+        drain(&mut raw);
+    })
 }
 
 /// Half of a 100-byte text frame, then the TCP end.

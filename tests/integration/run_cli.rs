@@ -288,10 +288,7 @@ async fn wsprobe_measured(args: Vec<String>) -> (Output, u64) {
             break status;
         }
         assert!(std::time::Instant::now() < deadline, "wsprobe {args:?} did not finish in 90 s");
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let hwm =
-            status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok());
-        peak_kb = peak_kb.max(hwm.unwrap_or(0));
+        peak_kb = peak_kb.max(crate::support::peak_rss_kb(pid));
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
     let (stdout, stderr) = readers.join().unwrap();

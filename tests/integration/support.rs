@@ -74,3 +74,13 @@ pub fn good_token() -> String {
 
 /// `{"alg":"none"}` header, far-future `exp`, empty signature.
 pub const ALG_NONE_TOKEN: &str = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJleHAiOjk5OTk5OTk5OTl9.";
+
+/// Peak resident memory of a running process so far, in KB (Linux; 0 once it has exited).
+pub fn peak_rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}

@@ -191,16 +191,6 @@ fn a_large_capture_is_checked_in_parallel_with_the_same_report_in_input_order() 
     );
 }
 
-/// Peak resident memory of a running process, in KB (Linux).
-fn peak_rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn standard_input_is_streamed_in_bounded_memory() {
     if !cfg!(target_os = "linux") {
@@ -237,7 +227,7 @@ fn standard_input_is_streamed_in_bounded_memory() {
     // show long before the end.
     let mut peak_kb = 0;
     while !reader.is_finished() {
-        peak_kb = peak_kb.max(peak_rss_kb(pid));
+        peak_kb = peak_kb.max(crate::support::peak_rss_kb(pid));
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     writer.join().unwrap();
