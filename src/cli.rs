@@ -34,6 +34,9 @@ pub enum Command {
         #[command(subcommand)]
         command: SchemasCommand,
     },
+    /// Check clients: serve the protocol, provoke reconnects and timeouts, judge the client rules.
+    #[command(after_help = SERVE_EXAMPLE)]
+    Serve(ServeArgs),
     /// Record normalized transcripts of the suite, diff a server against them, accept changes.
     Snapshot {
         #[command(subcommand)]
@@ -160,6 +163,53 @@ pub struct RunArgs {
     /// (and fails the step), so a hostile server cannot make wsprobe grow.
     #[arg(long, default_value_t = crate::session::DEFAULT_MAX_MESSAGE_BYTES, value_name = "BYTES")]
     pub max_message_bytes: usize,
+}
+
+const SERVE_EXAMPLE: &str = "Example: check a bot's reconnects in 20 s (every spec timing ×0.1):
+  wsprobe serve --bind 127.0.0.1:8080 --fault drop-every=5s --time-scale 0.1 --duration 20s &
+  BOT_WS_URL='ws://127.0.0.1:8080/ws?client=bot' ./my-bot
+
+Faults: drop-every=T, close-every=T[:CODE], refuse-for=T, no-pong, stall-after=T, down-for=T@AT.
+Clients are told apart by ?client=NAME, the X-Wsprobe-Client header, or their IP address.";
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Which endpoint to impersonate.
+    #[arg(long, value_enum, default_value_t = Profile::Core)]
+    pub profile: Profile,
+    /// Address to listen on; defaults to 127.0.0.1:8080 (core) or 127.0.0.1:8000 (ai). Port 0 picks a free port.
+    #[arg(long)]
+    pub bind: Option<std::net::SocketAddr>,
+    /// A client fault for the whole run (repeatable), e.g. drop-every=5s, close-every=10s:4000,
+    /// refuse-for=1m, no-pong, stall-after=45s, down-for=30s@2m.
+    #[arg(long = "fault", value_name = "SPEC")]
+    pub faults: Vec<String>,
+    /// A timeline of faults (YAML: `faults: [{fault: SPEC, at: T, for: T}]`, schema schemas/faults.schema.json).
+    #[arg(long = "faults", value_name = "FILE")]
+    pub fault_plan: Option<PathBuf>,
+    /// Multiply every spec timing, rules and faults alike (not --duration), e.g. 0.1 checks
+    /// 30 s heartbeats as 3 s ones.
+    #[arg(long, default_value_t = 1.0, value_parser = time_scale)]
+    pub time_scale: f64,
+    /// Stop after this long (wall clock, not scaled); without it, serve until SIGINT or SIGTERM.
+    #[arg(long, value_parser = duration_arg)]
+    pub duration: Option<std::time::Duration>,
+    /// Added to the late side of every timing tolerance, for scheduling and network delay.
+    #[arg(long, default_value = "100ms", value_parser = duration_arg)]
+    pub slack: std::time::Duration,
+    #[arg(long, value_enum, default_value_t = RunFormat::Human)]
+    pub format: RunFormat,
+    /// Write the report here instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+fn time_scale(text: &str) -> Result<f64, String> {
+    let value: f64 = text.parse().map_err(|_| format!("{text:?} is not a number; write it like 0.1"))?;
+    if !(0.001..=10.0).contains(&value) {
+        return Err(format!("{value} is out of range: use 0.001 to 10 (1 is the spec's own timings)"));
+    }
+    Ok(value)
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 
 pub mod capture;
 pub mod cli;
+pub mod clients;
 pub mod commands;
 pub mod exit;
 pub mod load;

@@ -56,6 +56,17 @@ pub struct CaseReport {
     /// How a snapshot treats the case's broadcasts (from the scenario).
     #[serde(skip)]
     pub broadcasts: BroadcastPolicy,
+    /// What was observed, in order, for a failing client rule (`serve`); empty otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<Moment>,
+}
+
+/// One line of an observed timeline: when (since the run started), and what happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Moment {
+    #[serde(serialize_with = "as_millis", rename = "at_ms")]
+    pub at: Duration,
+    pub event: String,
 }
 
 fn as_millis<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
@@ -81,6 +92,20 @@ pub struct RunReport {
     pub duration: Duration,
     /// Advice about the run as a whole, e.g. that the target looks like the other profile.
     pub hints: Vec<String>,
+    /// Set when the cases judge clients (`serve`) rather than a server.
+    pub serve: Option<ServeInfo>,
+}
+
+/// How a `serve` run watched its clients, stated in every report so verdicts can be read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServeInfo {
+    /// Every spec timing, rules and faults alike, was multiplied by this.
+    pub time_scale: f64,
+    /// Added to the late side of every timing tolerance.
+    pub slack_ms: u64,
+    /// The faults, as given (before scaling).
+    pub faults: Vec<String>,
+    pub clients: usize,
 }
 
 impl RunReport {

@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+use crate::client_faults::FaultPlan;
+use crate::observe::ObserverHandle;
+
 /// Which endpoint to impersonate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Profile {
@@ -107,6 +110,10 @@ pub struct Config {
     /// Echo mode: the same listener, limits and frame handling, with an echo handler in place
     /// of the protocol (for Autobahn|Testsuite's cases).
     pub echo: bool,
+    /// Faults aimed at clients, over time (drops, refusals, withheld Pongs, outages).
+    pub client_faults: FaultPlan,
+    /// Told about every attempt, frame and close, for checking clients.
+    pub observer: Option<ObserverHandle>,
 }
 
 /// Defaults for the limits above, documented in the README's "Hostile peers" section.
@@ -141,6 +148,8 @@ impl Config {
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             max_request_head_bytes: DEFAULT_MAX_REQUEST_HEAD_BYTES,
             echo: false,
+            client_faults: FaultPlan::default(),
+            observer: None,
         }
     }
 

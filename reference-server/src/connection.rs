@@ -21,6 +21,7 @@ use tracing::{debug, info, warn};
 use crate::auth::{token_from_request, AuthFailure};
 use crate::config::{AuthMode, Fault, Profile};
 use crate::hub::{bump, Client};
+use crate::observe::{client_name, AttemptId, EventKind};
 use crate::outbox::{Kind, Outbox, Outgoing, Pushed};
 use crate::protocol::{self, ClientMessage, Severity};
 use crate::rate_limit::RateLimiter;
@@ -55,7 +56,24 @@ fn handshake_failed(shared: &Shared, peer: SocketAddr, error: Option<&dyn std::f
     }
 }
 
+/// A connection's end that a client fault chose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FaultAction {
+    Drop,
+    Close(u16),
+    Stall,
+}
+
 pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let accepted_at = Instant::now();
+    let attempt = shared.next_attempt.fetch_add(1, Ordering::Relaxed) + 1;
+    // Set once the upgrade request was seen, so the observer hears of the end too.
+    let observed = std::sync::atomic::AtomicBool::new(false);
+    let ended = || {
+        if observed.load(Ordering::Relaxed) {
+            shared.observe(attempt, Instant::now(), || EventKind::Ended);
+        }
+    };
     let _ = stream.set_nodelay(true);
     let config = &shared.config;
     // The whole opening handshake, request head included, is bounded in time (slowloris).
@@ -74,11 +92,30 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             Err(_) => return handshake_failed(&shared, peer, None),
         };
     let mut handshake_auth = HandshakeAuth::Absent;
+    // Who the client is, for refusal windows: its name if it gave one, else its address.
+    let mut client_key = peer.ip().to_string();
     // The error type is tungstenite's; its size is not ours to choose.
     #[allow(clippy::result_large_err)]
     let callback = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
+        let name =
+            client_name(request.uri().query(), request.headers().get("x-wsprobe-client").and_then(|v| v.to_str().ok()));
+        if let Some(name) = &name {
+            client_key = name.clone();
+        }
+        observed.store(true, Ordering::Relaxed);
+        shared.observe(attempt, accepted_at, || EventKind::Attempt { peer, client: name });
+        let refuse = |status: StatusCode, body: &str| {
+            shared.observe(attempt, Instant::now(), || EventKind::Refused {
+                status: status.as_u16(),
+                reason: body.trim_end().to_string(),
+            });
+            refuse(status, body)
+        };
         if request.uri().path() != "/ws" {
             return Err(refuse(StatusCode::NOT_FOUND, "not found: the WebSocket endpoint is /ws\n"));
+        }
+        if let Some(why) = shared.refusal(&client_key) {
+            return Err(refuse(StatusCode::SERVICE_UNAVAILABLE, &format!("{why}\n")));
         }
         if config
             .max_connections
@@ -111,15 +148,35 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let upgrade = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_config));
     let ws = match tokio::time::timeout_at(handshake_deadline, upgrade).await {
         Ok(Ok(ws)) => ws,
-        Ok(Err(error)) => return handshake_failed(&shared, peer, Some(&error)),
-        Err(_) => return handshake_failed(&shared, peer, None),
+        Ok(Err(error)) => {
+            ended();
+            return handshake_failed(&shared, peer, Some(&error));
+        }
+        Err(_) => {
+            ended();
+            return handshake_failed(&shared, peer, None);
+        }
     };
+    shared.observe(attempt, Instant::now(), || EventKind::Opened);
+    let opened_at = tokio::time::Instant::now();
+    let planned = config.client_faults.for_connection(shared.since_start());
+    // The client faults still to come for this connection, soonest last.
+    let mut fault_timers: Vec<(tokio::time::Instant, FaultAction)> = [
+        planned.drop_after.map(|after| (opened_at + after, FaultAction::Drop)),
+        planned.close_after.map(|(after, code)| (opened_at + after, FaultAction::Close(code))),
+        planned.stall_after.map(|after| (opened_at + after, FaultAction::Stall)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    fault_timers.sort_by_key(|t| std::cmp::Reverse(t.0));
+    let mut dropped_by_fault = false;
 
     let id = shared.next_client.fetch_add(1, Ordering::Relaxed) + 1;
     let client_id = format!("client_{id:06}");
     bump(&shared.stats.connections_active);
     info!(%peer, %client_id, "connected");
-    let client = Arc::new(Client { outbox: Outbox::new(config.outgoing_queue), subscribed: false.into() });
+    let client = Arc::new(Client::new(Outbox::new(config.outgoing_queue)));
     shared.hub.add(id, client.clone());
 
     let (mut sink, mut stream) = ws.split();
@@ -141,6 +198,7 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             stopped.notify_one();
         }
     };
+    let writer_shared = shared.clone();
     let writer = tokio::spawn(async move {
         let mut batch = Vec::new();
         'writing: loop {
@@ -149,7 +207,11 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                 let (message, last) = match item {
                     Outgoing::Text(text) => (Message::Text(text), false),
                     Outgoing::Binary(bytes) => (Message::Binary(bytes), false),
-                    Outgoing::Close(frame) => (Message::Close(Some(frame)), true),
+                    Outgoing::Close(frame) => {
+                        let code = u16::from(frame.code);
+                        writer_shared.observe(attempt, Instant::now(), || EventKind::ServerClosed { code });
+                        (Message::Close(Some(frame)), true)
+                    }
                 };
                 if !matches!(tokio::time::timeout(write_timeout, sink.feed(message)).await, Ok(Ok(()))) {
                     writer_failed();
@@ -183,6 +245,7 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         limiter: config.rate_limit.map(|limit| RateLimiter::new(limit, config.rate_window)),
         awaiting_auth: config.auth == AuthMode::Required && handshake_auth != HandshakeAuth::Verified,
         closing_since: None,
+        attempt,
     };
     if !session.awaiting_auth && !config.echo {
         session.welcome();
@@ -204,8 +267,40 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                 None => Ok(stream.next().await),
             }
         };
+        let next_fault = fault_timers.last().copied();
+        let fault_due = async move {
+            match next_fault {
+                Some((at, _)) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         let next = tokio::select! {
             biased;
+            _ = client.killed.notified() => {
+                dropped_by_fault = true;
+                break;
+            }
+            _ = fault_due => {
+                fault_timers.pop();
+                match next_fault.map(|(_, action)| action) {
+                    Some(FaultAction::Drop) => {
+                        info!(%peer, "dropping the connection (fault drop-every)");
+                        shared.refuse_after_drop(&client_key);
+                        dropped_by_fault = true;
+                        break;
+                    }
+                    Some(FaultAction::Close(code)) => {
+                        shared.refuse_after_drop(&client_key);
+                        session.close(CloseCode::from(code), "closing on purpose (fault close-every)");
+                    }
+                    Some(FaultAction::Stall) => {
+                        info!(%peer, "stalling: sending nothing from now on (fault stall-after)");
+                        client.stalled.store(true, Ordering::Release);
+                    }
+                    None => {}
+                }
+                continue;
+            }
             _ = writer_stopped.notified() => {
                 if write_failed.load(Ordering::Acquire) {
                     bump(&shared.stats.slow_consumers_closed);
@@ -280,6 +375,7 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                 shared.hub.remove(id);
                 linger(writer, stream, config.shutdown_grace).await;
                 shared.stats.connections_active.fetch_sub(1, Ordering::Relaxed);
+                ended();
                 return;
             }
             Some(Err(error)) => {
@@ -291,6 +387,13 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
 
     shared.hub.remove(id);
     writer.abort();
+    if dropped_by_fault {
+        shared.observe(attempt, Instant::now(), || EventKind::ServerDropped);
+    }
+    // Both halves go now, so the TCP connection is closed before the observer hears of the end.
+    drop(writer);
+    drop(stream);
+    ended();
     shared.stats.connections_active.fetch_sub(1, Ordering::Relaxed);
     let dropped = client.outbox.dropped();
     info!(%peer, %client_id, dropped_market_data = dropped, "disconnected");
@@ -331,10 +434,14 @@ struct Session<'a> {
     limiter: Option<RateLimiter>,
     awaiting_auth: bool,
     closing_since: Option<Instant>,
+    attempt: AttemptId,
 }
 
 impl Session<'_> {
     fn send(&self, text: String) {
+        if self.client.stalled.load(Ordering::Acquire) {
+            return;
+        }
         if self.client.outbox.push(Kind::Important, Utf8Bytes::from(text)) == Pushed::Overflow {
             bump(&self.shared.stats.slow_consumers_closed);
             self.client.outbox.close_now(CloseFrame { code: CloseCode::Again, reason: "slow consumer".into() });
@@ -363,6 +470,12 @@ impl Session<'_> {
 
     fn pong(&mut self) {
         let config = &self.shared.config;
+        if self.client.stalled.load(Ordering::Acquire)
+            || config.client_faults.withholds_pongs(self.shared.since_start())
+        {
+            self.shared.observe(self.attempt, Instant::now(), || EventKind::PongWithheld);
+            return;
+        }
         if config.has(Fault::MalformedPong) {
             self.reply(r#"{"type":"Pong","timestamp":""}"#.to_string());
         } else if config.has(Fault::SlowPong) {
@@ -438,6 +551,12 @@ impl Session<'_> {
     fn on_message(&mut self, message: Message) -> bool {
         let is_data = matches!(message, Message::Text(_) | Message::Binary(_));
         if is_data {
+            self.shared.observe(self.attempt, Instant::now(), || EventKind::Received {
+                text: match &message {
+                    Message::Text(text) => Some(text.as_str().to_string()),
+                    _ => None,
+                },
+            });
             bump(&self.shared.stats.messages_received);
             if self.closing_since.is_some() {
                 return true;
@@ -470,6 +589,7 @@ impl Session<'_> {
             }
             Message::Close(frame) => {
                 let code = frame.as_ref().map(|f| u16::from(f.code));
+                self.shared.observe(self.attempt, Instant::now(), || EventKind::ClientClosed { code });
                 info!(peer = %self.peer, ?code, "client closed");
                 return false;
             }

@@ -15,6 +15,16 @@ pub struct Client {
     pub outbox: Outbox,
     /// Set once the client is welcomed (after auth): only then does it get broadcasts.
     pub subscribed: AtomicBool,
+    /// Set by a stall fault: nothing more is sent to this client, broadcasts included.
+    pub stalled: AtomicBool,
+    /// Rung by an outage fault: the connection drops at once, without a Close.
+    pub killed: tokio::sync::Notify,
+}
+
+impl Client {
+    pub fn new(outbox: Outbox) -> Client {
+        Client { outbox, subscribed: false.into(), stalled: false.into(), killed: tokio::sync::Notify::new() }
+    }
 }
 
 /// Counters for logs, tests and benchmarks.
@@ -97,7 +107,9 @@ impl Hub {
     pub fn broadcast(&self, kind: Kind, text: &Utf8Bytes, stats: &Stats) {
         let clients: Vec<Arc<Client>> =
             self.clients.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
-        for client in clients.iter().filter(|c| c.subscribed.load(Ordering::Acquire)) {
+        for client in
+            clients.iter().filter(|c| c.subscribed.load(Ordering::Acquire) && !c.stalled.load(Ordering::Acquire))
+        {
             match client.outbox.push(kind, text.clone()) {
                 Pushed::Queued | Pushed::Closed => {}
                 Pushed::QueuedDroppingOldest | Pushed::Dropped => bump(&stats.market_data_dropped),
@@ -106,6 +118,13 @@ impl Hub {
                     client.outbox.close_now(CloseFrame { code: CloseCode::Again, reason: "slow consumer".into() });
                 }
             }
+        }
+    }
+
+    /// Drops every connection without a Close (an outage fault).
+    pub fn kill_all(&self) {
+        for client in self.clients.lock().unwrap_or_else(|p| p.into_inner()).values() {
+            client.killed.notify_one();
         }
     }
 

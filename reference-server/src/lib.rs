@@ -5,20 +5,23 @@
 //! schemas in `schemas/`, which wsprobe's integration tests check.
 
 mod auth;
+mod client_faults;
 mod clock;
 mod config;
 mod connection;
 mod hub;
+pub mod observe;
 mod outbox;
 mod protocol;
 mod rate_limit;
 mod request_head;
 pub mod simulation;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -29,6 +32,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tracing::info;
 
 pub use auth::{AuthFailure, TokenVerifier};
+pub use client_faults::{ClientFault, FaultPlan, ScheduledFault};
 pub use clock::{iso8601, now_ms};
 pub use config::{
     AuthMode, Config, ConfigError, Fault, Profile, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
@@ -49,6 +53,48 @@ struct Shared {
     next_client: AtomicU64,
     /// Pings answered by all connections, for [`Fault::StallOnce`].
     pings: AtomicU64,
+    /// When serving began: client faults are scheduled from here.
+    started: Instant,
+    /// Numbers every TCP connection, for the observer.
+    next_attempt: AtomicU64,
+    /// Clients refused until a time, by name or address (client fault `RefuseFor`).
+    refused_until: Mutex<HashMap<String, Instant>>,
+    /// Every upgrade is refused until this time (client fault `DownFor`).
+    down_until: Mutex<Option<Instant>>,
+}
+
+impl Shared {
+    /// Tells the observer, if there is one; `kind` is built only then.
+    fn observe(&self, attempt: observe::AttemptId, at: Instant, kind: impl FnOnce() -> observe::EventKind) {
+        if let Some(observer) = &self.config.observer {
+            observer.0.observe(observe::Event { at, attempt, kind: kind() });
+        }
+    }
+
+    fn since_start(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Why an upgrade from `client` must be refused now (an outage or a refusal window), if it must.
+    fn refusal(&self, client: &str) -> Option<&'static str> {
+        let now = Instant::now();
+        if self.down_until.lock().unwrap_or_else(|p| p.into_inner()).is_some_and(|until| now < until) {
+            return Some("service unavailable: the server is down (fault down-for)");
+        }
+        let refused = self.refused_until.lock().unwrap_or_else(|p| p.into_inner());
+        refused
+            .get(client)
+            .is_some_and(|until| now < *until)
+            .then_some("service unavailable: refusing reconnects (fault refuse-for)")
+    }
+
+    /// A fault ended `client`'s connection: start its refusal window, if the plan has one.
+    fn refuse_after_drop(&self, client: &str) {
+        if let Some(length) = self.config.client_faults.refusal_after_drop(self.since_start()) {
+            let mut refused = self.refused_until.lock().unwrap_or_else(|p| p.into_inner());
+            refused.insert(client.to_string(), Instant::now() + length);
+        }
+    }
 }
 
 /// A running server. Dropping it leaves the server running until its runtime ends; call
@@ -59,6 +105,7 @@ pub struct ServerHandle {
     stop: watch::Sender<bool>,
     accept_task: JoinHandle<()>,
     simulation_task: JoinHandle<()>,
+    outage_task: JoinHandle<()>,
 }
 
 impl ServerHandle {
@@ -80,6 +127,7 @@ impl ServerHandle {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         self.accept_task.abort();
+        self.outage_task.abort();
         let _ = self.simulation_task.await;
         self.shared.hub.close_all(&CloseFrame { code: CloseCode::Away, reason: "server shutting down".into() });
         let grace = self.shared.config.shutdown_grace + Duration::from_millis(100);
@@ -111,6 +159,10 @@ pub fn serve(listener: TcpListener, config: Config) -> Result<ServerHandle, Conf
         stats: Stats::default(),
         next_client: 0.into(),
         pings: 0.into(),
+        started: Instant::now(),
+        next_attempt: 0.into(),
+        refused_until: Mutex::default(),
+        down_until: Mutex::default(),
     });
     let (stop, stopped) = watch::channel(false);
 
@@ -135,8 +187,21 @@ pub fn serve(listener: TcpListener, config: Config) -> Result<ServerHandle, Conf
         }
     });
 
+    let outage_task = tokio::spawn(run_outages(shared.clone()));
     let simulation_task = tokio::spawn(run_simulation(shared.clone(), stopped));
-    Ok(ServerHandle { local_addr, shared, stop, accept_task, simulation_task })
+    Ok(ServerHandle { local_addr, shared, stop, accept_task, simulation_task, outage_task })
+}
+
+/// The plan's outages, in order: each drops every connection, then refuses upgrades a while.
+async fn run_outages(shared: Arc<Shared>) {
+    let mut outages = shared.config.client_faults.outages();
+    outages.sort();
+    for (from, length) in outages {
+        tokio::time::sleep_until((shared.started + from).into()).await;
+        tracing::warn!(?length, "outage (fault down-for): dropping every connection");
+        *shared.down_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + length);
+        shared.hub.kill_all();
+    }
 }
 
 async fn run_simulation(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {

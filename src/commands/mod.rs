@@ -4,6 +4,7 @@
 mod load;
 mod run;
 mod schemas;
+mod serve;
 mod snapshot;
 mod validate;
 
@@ -28,6 +29,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(args) => {
             drop(stdout);
             run::run(catalog, &args)
+        }
+        Command::Serve(args) => {
+            drop(stdout);
+            serve::run(catalog, &args)
         }
         Command::Snapshot { command } => {
             drop(stdout);

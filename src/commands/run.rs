@@ -123,28 +123,38 @@ pub fn run(catalog: Catalog, args: &RunArgs) -> anyhow::Result<u8> {
     })?;
     drop(bundled);
 
-    let text = match args.format {
+    write_report(&report, args.format, args.output.as_deref())?;
+    let failed = report.cases.iter().any(|c| c.status == Status::Failed);
+    Ok(if failed { exit::FAILURES } else { exit::SUCCESS })
+}
+
+/// Renders the report in the chosen format to `output` (or standard output). Hints go to
+/// standard error when the report itself will not show them to the person watching.
+pub(super) fn write_report(
+    report: &crate::outcome::RunReport,
+    format: RunFormat,
+    output: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let text = match format {
         RunFormat::Human => {
-            let color = args.output.is_none() && std::io::stdout().is_terminal();
-            reporters::human(&report, Style { color })
+            let color = output.is_none() && std::io::stdout().is_terminal();
+            reporters::human(report, Style { color })
         }
-        RunFormat::Json => reporters::json(&report),
-        RunFormat::Junit => reporters::junit(&report),
+        RunFormat::Json => reporters::json(report),
+        RunFormat::Junit => reporters::junit(report),
     };
-    match &args.output {
+    match output {
         Some(path) => {
             std::fs::write(path, text).with_context(|| format!("cannot write the report to {}", path.display()))?
         }
         None => std::io::stdout().lock().write_all(text.as_bytes()).context("cannot write the report")?,
     }
-    if args.format != RunFormat::Human || args.output.is_some() {
-        // The human report prints hints itself; a machine format still tells the person watching.
+    if format != RunFormat::Human || output.is_some() {
         for hint in &report.hints {
             eprintln!("hint: {hint}");
         }
     }
-    let failed = report.cases.iter().any(|c| c.status == Status::Failed);
-    Ok(if failed { exit::FAILURES } else { exit::SUCCESS })
+    Ok(())
 }
 
 pub(super) fn start_bundled(

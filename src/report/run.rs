@@ -60,19 +60,49 @@ fn transcript_lines(out: &mut String, entries: &[TranscriptEntry]) {
     }
 }
 
+fn timeline_lines(out: &mut String, moments: &[crate::outcome::Moment]) {
+    for moment in moments {
+        let _ = writeln!(out, "      {:>10}  {}", format!("+{:.3} s", moment.at.as_secs_f64()), moment.event);
+    }
+}
+
 /// For people: a line per case, details for failures and warnings, then the summary.
 pub fn human(report: &RunReport, style: Style) -> String {
     let mut out = String::new();
     let origin = if report.bundled { " (bundled reference server)" } else { "" };
-    let _ = writeln!(
-        out,
-        "wsprobe {}: {} profile against {}{origin}\n",
-        env!("CARGO_PKG_VERSION"),
-        report.profile,
-        report.target
-    );
+    match &report.serve {
+        None => {
+            let _ = writeln!(
+                out,
+                "wsprobe {}: {} profile against {}{origin}\n",
+                env!("CARGO_PKG_VERSION"),
+                report.profile,
+                report.target
+            );
+        }
+        Some(serve) => {
+            let faults = if serve.faults.is_empty() { "none".to_string() } else { serve.faults.join(", ") };
+            let _ = writeln!(
+                out,
+                "wsprobe {} serve: {} client(s) of the {} profile at {}\ntime scale {} (every spec timing ×{}; tolerance −10 %/+10 % + {} ms), faults: {faults}\n",
+                env!("CARGO_PKG_VERSION"),
+                serve.clients,
+                report.profile,
+                report.target,
+                serve.time_scale,
+                serve.time_scale,
+                serve.slack_ms
+            );
+        }
+    }
     let width = report.cases.iter().map(|c| c.id.len()).max().unwrap_or(0);
+    let mut suite: Option<&str> = None;
     for case in &report.cases {
+        // Clients each get a heading: the same rules repeat for every client.
+        if report.serve.is_some() && suite != Some(&case.suite) {
+            let _ = writeln!(out, "{}{}:", if suite.is_some() { "\n" } else { "" }, style.paint("1", &case.suite));
+            suite = Some(&case.suite);
+        }
         let detail = match case.status {
             Status::Skipped => format!("  {}", case.message),
             _ => format!("  {:>9}", duration(case.duration)),
@@ -89,13 +119,13 @@ pub fn human(report: &RunReport, style: Style) -> String {
     }
     for case in noteworthy {
         let requirement = case.requirement.as_deref().map(|r| format!(" {r}")).unwrap_or_default();
+        let suite = if report.serve.is_some() { case.suite.clone() } else { format!("scenario {}", case.suite) };
         let _ = writeln!(
             out,
-            "\n{} {} ({}{requirement}, scenario {})",
+            "\n{} {} ({}{requirement}, {suite})",
             style.status(case.status),
             style.paint("1", &case.id),
             case.level.name(),
-            case.suite
         );
         let _ = writeln!(out, "    rule: {}", case.description);
         for line in case.message.lines() {
@@ -104,6 +134,10 @@ pub fn human(report: &RunReport, style: Style) -> String {
         if !case.transcript.is_empty() {
             let _ = writeln!(out, "    last frames:");
             transcript_lines(&mut out, &case.transcript);
+        }
+        if !case.timeline.is_empty() {
+            let _ = writeln!(out, "    timeline:");
+            timeline_lines(&mut out, &case.timeline);
         }
     }
     summary_table(&mut out, report);
@@ -162,6 +196,9 @@ struct JsonReport<'a> {
     summary: crate::outcome::Summary,
     /// Advice about the whole run (e.g. the wrong profile); empty when there is none.
     hints: &'a [String],
+    /// How clients were watched, for `serve` reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    serve: Option<&'a crate::outcome::ServeInfo>,
     cases: &'a [CaseReport],
 }
 
@@ -175,6 +212,7 @@ pub fn json(report: &RunReport) -> String {
         duration_ms: report.duration.as_millis() as u64,
         summary: report.summary(),
         hints: &report.hints,
+        serve: report.serve.as_ref(),
         cases: &report.cases,
     };
     let mut text = serde_json::to_string_pretty(&document).expect("the report serializes");
@@ -248,6 +286,10 @@ pub fn junit(report: &RunReport) -> String {
                 details.push_str("last frames:\n");
                 transcript_lines(&mut details, &case.transcript);
             }
+            if !case.timeline.is_empty() {
+                details.push_str("timeline:\n");
+                timeline_lines(&mut details, &case.timeline);
+            }
             let first_line = case.message.lines().next().unwrap_or("");
             match case.status {
                 Status::Passed if case.message.is_empty() => out.push_str("/>\n"),
@@ -298,6 +340,7 @@ mod tests {
             description: format!("the rule for {id}"),
             recording: Vec::new(),
             broadcasts: Default::default(),
+            timeline: Vec::new(),
             transcript: if matches!(status, Status::Failed | Status::Warned) {
                 vec![
                     TranscriptEntry {
@@ -325,6 +368,7 @@ mod tests {
             bundled: false,
             profile: Profile::Core,
             duration: Duration::from_millis(5321),
+            serve: None,
             hints: vec!["3 of 4 received messages are connection messages, which the core profile does not define but the ai profile does: this looks like the ai endpoint; pass --profile ai".into()],
             cases: vec![
                 case("handshake.upgrade", "handshake", Status::Passed, "", 4),
@@ -370,5 +414,55 @@ mod tests {
     #[test]
     fn junit_report() {
         insta::assert_snapshot!(junit(&sample()));
+    }
+
+    /// A `serve` report: clients as suites, the scale and faults in the heading, a timeline
+    /// under the failing rule.
+    fn serve_sample() -> RunReport {
+        let moment =
+            |ms: u64, event: &str| crate::outcome::Moment { at: Duration::from_millis(ms), event: event.into() };
+        let mut failed = case(
+            "client.reconnect.backoff",
+            "client eager",
+            Status::Failed,
+            "reconnect attempt 1 at +0.502 s came 0.001 s after the previous failure; expected 0.100 s (allowed 0.090 s–0.210 s)",
+            20_000,
+        );
+        failed.transcript = Vec::new();
+        failed.timeline = vec![
+            moment(501, "outage: the server dropped the connection"),
+            moment(502, "attempt 1 after 0.001 s (the spec's step 1: 0.100 s): opened"),
+        ];
+        RunReport {
+            target: "ws://127.0.0.1:8080/ws".into(),
+            bundled: true,
+            profile: Profile::Core,
+            duration: Duration::from_millis(20_300),
+            serve: Some(crate::outcome::ServeInfo {
+                time_scale: 0.1,
+                slack_ms: 100,
+                faults: vec!["drop-every=5s".into()],
+                clients: 2,
+            }),
+            hints: Vec::new(),
+            cases: vec![
+                case("client.reconnect.backoff", "client good", Status::Passed, "", 20_000),
+                case(
+                    "client.heartbeat.interval",
+                    "client good",
+                    Status::Skipped,
+                    "not measured: no connection stayed open",
+                    20_000,
+                ),
+                failed,
+            ],
+        }
+    }
+
+    #[test]
+    fn serve_reports() {
+        insta::assert_snapshot!("serve_human", human(&serve_sample(), Style { color: false }));
+        insta::assert_snapshot!("serve_json", json(&serve_sample()));
+        insta::assert_snapshot!("serve_junit", junit(&serve_sample()));
     }
 }

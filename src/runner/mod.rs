@@ -130,6 +130,7 @@ pub async fn run(
                 transcript: Vec::new(),
                 recording: Vec::new(),
                 broadcasts: planned_case.case.snapshot.broadcasts,
+                timeline: Vec::new(),
             }),
         }
     }
@@ -142,6 +143,7 @@ pub async fn run(
         cases,
         duration: started.elapsed(),
         hints,
+        serve: None,
     }
 }
 
@@ -164,6 +166,7 @@ async fn run_one(
         transcript: Vec::new(),
         recording: Vec::new(),
         broadcasts: case.snapshot.broadcasts,
+        timeline: Vec::new(),
     };
     if let Some(reason) = missing_need(case, settings) {
         return (report(Status::Skipped, reason), TypeTally::default());

@@ -1,4 +1,4 @@
-//! Durations in scenario files: `500ms`, `2s`, `1.5s`, `1m`, or a bare number of seconds.
+//! Durations in scenario files and flags: `500ms`, `2s`, `1.5s`, `1m`, `1h`, or a bare number of seconds.
 
 use std::time::Duration;
 
@@ -14,7 +14,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "ms" => value / 1000.0,
         "s" | "" => value,
         "m" | "min" => value * 60.0,
-        other => return Err(format!("unknown unit {other:?} in {text:?}; use ms, s or m")),
+        "h" => value * 3600.0,
+        other => return Err(format!("unknown unit {other:?} in {text:?}; use ms, s, m or h")),
     };
     if !seconds.is_finite() || !(0.0..=86_400.0).contains(&seconds) {
         return Err(format!("{text:?} is out of range (0 to 24h)"));
@@ -52,7 +53,8 @@ mod tests {
         assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
         assert!(parse_duration("soon").unwrap_err().contains("500ms"));
-        assert!(parse_duration("3h").unwrap_err().contains("unknown unit"));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("3d").unwrap_err().contains("unknown unit"));
         assert!(parse_duration("-1s").is_err());
     }
 }

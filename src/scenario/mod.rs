@@ -2,7 +2,7 @@
 //! `schemas/scenario.schema.json`; unknown keys are errors so a typo never silently
 //! weakens a check.
 
-mod duration;
+pub(crate) mod duration;
 pub mod loader;
 pub mod matcher;
 pub mod template;

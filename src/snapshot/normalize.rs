@@ -293,6 +293,7 @@ mod tests {
             description: String::new(),
             transcript: Vec::new(),
             broadcasts: BroadcastPolicy::Omit,
+            timeline: Vec::new(),
             recording: frames
                 .iter()
                 .map(|(d, k, t)| Recorded { direction: *d, kind: k, data: t.to_string() })

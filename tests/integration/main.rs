@@ -7,6 +7,7 @@ mod load;
 mod run_broken;
 mod run_cli;
 mod schemas;
+mod serve;
 mod server;
 mod snapshot_cli;
 mod support;

@@ -1,0 +1,10 @@
+//! Checking clients (`wsprobe serve`): the reference server plays the endpoint, client faults
+//! provoke reconnects and timeouts, and the spec's client rules are judged per client.
+//!
+//! Flow: faults (what the server does to clients) → the reference server, whose events feed
+//! the log (what each client did) → rules (verdicts per client) → the run reporters.
+
+pub mod faults;
+pub mod log;
+pub mod rules;
+pub mod timing;
