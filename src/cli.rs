@@ -165,9 +165,11 @@ pub struct RunArgs {
     pub max_message_bytes: usize,
 }
 
-const SERVE_EXAMPLE: &str = "Example: check a bot's reconnects in 20 s (every spec timing ×0.1):
-  wsprobe serve --bind 127.0.0.1:8080 --fault drop-every=5s --time-scale 0.1 --duration 20s &
-  BOT_WS_URL='ws://127.0.0.1:8080/ws?client=bot' ./my-bot
+const SERVE_EXAMPLE: &str = "Examples:
+  # A bot, for 5 minutes, while its connection drops every 45 s:
+  wsprobe serve --fault drop-every=45s --duration 5m --exec './my-bot --url \"$WSPROBE_URL?client=bot\"'
+  # A client whose timers scale too, ten times faster (30 s heartbeats become 3 s):
+  wsprobe serve --bind 127.0.0.1:8080 --fault drop-every=5s --time-scale 0.1 --duration 20s
 
 Faults: drop-every=T, close-every=T[:CODE], refuse-for=T, no-pong, stall-after=T, down-for=T@AT.
 Clients are told apart by ?client=NAME, the X-Wsprobe-Client header, or their IP address.";
@@ -194,6 +196,10 @@ pub struct ServeArgs {
     /// Stop after this long (wall clock, not scaled); without it, serve until SIGINT or SIGTERM.
     #[arg(long, value_parser = duration_arg)]
     pub duration: Option<std::time::Duration>,
+    /// Run the client under test with this shell command, with WSPROBE_URL set to the served
+    /// URL (`ws://IP:PORT/ws`); it is stopped when serving ends. Needs --duration.
+    #[arg(long, value_name = "COMMAND", requires = "duration")]
+    pub exec: Option<String>,
     /// Added to the late side of every timing tolerance, for scheduling and network delay.
     #[arg(long, default_value = "100ms", value_parser = duration_arg)]
     pub slack: std::time::Duration,

@@ -24,6 +24,7 @@ pub fn run(catalog: Catalog, args: &ServeArgs) -> anyhow::Result<u8> {
         entries.extend(faults::from_plan_file(path)?);
     }
     let described: Vec<String> = entries.iter().map(faults::describe).collect();
+    let described_entries = entries.clone();
     let timing = Timing::new(args.time_scale, args.slack);
     let bind = args.bind.unwrap_or_else(|| {
         SocketAddr::from(([127, 0, 0, 1], reference_server::Profile::from(args.profile).default_port()))
@@ -41,7 +42,7 @@ pub fn run(catalog: Catalog, args: &ServeArgs) -> anyhow::Result<u8> {
     config.client_faults = faults::scaled(entries, args.time_scale);
     config.observer = Some(reference_server::observe::ObserverHandle(recorder.clone()));
 
-    let (url, observed_until, elapsed) = runtime.block_on(async {
+    let (url, observed_until, elapsed, exec_note) = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| {
             format!("cannot listen on {bind}; pick a free address with --bind, e.g. --bind 127.0.0.1:0")
         })?;
@@ -56,17 +57,20 @@ pub fn run(catalog: Catalog, args: &ServeArgs) -> anyhow::Result<u8> {
             Some(d) => eprintln!("wsprobe serve: watching clients for {}", crate::clients::timing::seconds(d)),
             None => eprintln!("wsprobe serve: watching clients until SIGINT or SIGTERM"),
         }
+        let client = args.exec.as_deref().map(|command| ClientCommand::start(command, &url)).transpose()?;
         wait_for_stop(args.duration).await;
         let observed_until = origin.elapsed();
         // The shutdown's Close 1001 is the last thing observed: it tells whether clients answer.
         handle.shutdown().await;
-        anyhow::Ok((url, observed_until, origin.elapsed()))
+        let exec_note = client.map(|client| client.stop(origin));
+        anyhow::Ok((url, observed_until, origin.elapsed(), exec_note))
     })?;
 
     let clients = recorder.clients();
     let cases: Vec<CaseReport> =
         clients.iter().flat_map(|client| client_cases(client, &timing, observed_until)).collect();
-    let mut hints = Vec::new();
+    let mut hints: Vec<String> = exec_note.into_iter().collect();
+    hints.extend(late_faults(&described_entries, args.time_scale, observed_until));
     if clients.is_empty() {
         hints.push(format!(
             "no client connected in {}: nothing was checked; point the client at {url} (add ?client=NAME to tell clients apart)",
@@ -92,6 +96,67 @@ pub fn run(catalog: Catalog, args: &ServeArgs) -> anyhow::Result<u8> {
     let measured = report.cases.iter().any(|c| matches!(c.status, Status::Passed | Status::Failed));
     let failed = report.cases.iter().any(|c| c.status == Status::Failed);
     Ok(if failed || !measured { exit::FAILURES } else { exit::SUCCESS })
+}
+
+/// Faults that never came into play because the run ended first: a verdict must not suggest
+/// they were tried.
+fn late_faults(entries: &[reference_server::ScheduledFault], scale: f64, observed_until: Duration) -> Vec<String> {
+    entries
+        .iter()
+        .filter(|entry| entry.from.mul_f64(scale) >= observed_until)
+        .map(|entry| {
+            format!(
+                "{} starts at {} (scaled), after the run ended at {}: it never applied",
+                faults::describe(entry),
+                crate::clients::timing::seconds(entry.from.mul_f64(scale)),
+                crate::clients::timing::seconds(observed_until)
+            )
+        })
+        .collect()
+}
+
+/// The client under test, run by `--exec` in its own process group so that stopping it stops
+/// whatever it started.
+struct ClientCommand {
+    child: std::process::Child,
+    command: String,
+}
+
+impl ClientCommand {
+    fn start(command: &str, url: &str) -> anyhow::Result<ClientCommand> {
+        let mut process = std::process::Command::new("sh");
+        process
+            .arg("-c")
+            .arg(command)
+            .env("WSPROBE_URL", url)
+            .stdin(std::process::Stdio::null())
+            // The report may be on standard output: the client's output goes to standard error.
+            .stdout(std::io::stderr())
+            .stderr(std::io::stderr());
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut process, 0);
+        let child = process.spawn().with_context(|| format!("cannot run --exec {command:?} with sh"))?;
+        Ok(ClientCommand { child, command: command.to_string() })
+    }
+
+    /// Stops the client if it still runs; says how it ended if it ended on its own.
+    fn stop(mut self, origin: Instant) -> String {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return format!("--exec {:?} had already exited ({status}) when serving ended", self.command);
+        }
+        #[cfg(target_os = "linux")]
+        {
+            let group = nix::unistd::Pid::from_raw(-(self.child.id() as i32));
+            let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        format!(
+            "--exec {:?} was stopped at {} when serving ended",
+            self.command,
+            crate::clients::timing::seconds(origin.elapsed())
+        )
+    }
 }
 
 async fn wait_for_stop(duration: Option<Duration>) {

@@ -140,7 +140,9 @@ pub fn human(report: &RunReport, style: Style) -> String {
             timeline_lines(&mut out, &case.timeline);
         }
     }
-    summary_table(&mut out, report);
+    if !report.cases.is_empty() {
+        summary_table(&mut out, report);
+    }
     let s = report.summary();
     let _ = writeln!(
         out,

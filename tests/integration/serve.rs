@@ -224,6 +224,17 @@ fn expected(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     all
 }
 
+/// A correct client's verdicts when the server starves its heartbeat once: it times out,
+/// reconnects on the first step, and everything it did was measured.
+const STARVED_BUT_CORRECT: [(&str, &str); 6] = [
+    ("heartbeat.interval", "passed"),
+    ("heartbeat.timeout", "passed"),
+    ("reconnect.backoff", "passed"),
+    ("close.clean", "passed"),
+    ("messages.schema", "passed"),
+    ("rate_limit", "passed"),
+];
+
 fn case<'a>(report: &'a Value, client: &str, id: &str) -> &'a Value {
     let suite = format!("client {client}");
     report["cases"]
@@ -298,14 +309,7 @@ async fn heartbeat_rules_catch_a_client_that_never_pings_and_one_that_never_give
     );
     let (code, report) = report(served, clients).await;
     assert_eq!(code, 1, "{report:#}");
-    let mut want = expected(&[
-        ("heartbeat.interval", "passed"),
-        ("heartbeat.timeout", "passed"),
-        ("reconnect.backoff", "passed"),
-        ("close.clean", "passed"),
-        ("messages.schema", "passed"),
-        ("rate_limit", "passed"),
-    ]);
+    let mut want = expected(&STARVED_BUT_CORRECT);
     assert_eq!(verdicts(&report, "good"), want, "{report:#}");
 
     // The server closes a client that sends nothing after its idle limit (60 s, scaled), and
@@ -411,4 +415,100 @@ async fn no_client_is_not_a_pass_and_bad_faults_are_usage_errors() {
     let out = crate::run_cli::wsprobe(crate::run_cli::args(&["serve", "--time-scale", "0"])).await;
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("out of range"), "{}", out.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_from_a_plan_file_is_timed_attempt_by_attempt() {
+    let scale = 0.05;
+    let plan = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("serve-outage.yaml");
+    // At 30 s (1.5 s scaled) every connection drops and upgrades are refused for 20 s (1 s).
+    std::fs::write(&plan, "faults:\n  - fault: down-for=20s\n    at: 30s\n").unwrap();
+    let served = serve(&["--faults", plan.to_str().unwrap(), "--time-scale", "0.05", "--duration", "5s"]).await;
+    let clients = start_clients(
+        &served.url,
+        &[
+            Behaviour::correct("good", scale),
+            Behaviour { backoff: Backoff::AtOnce, ..Behaviour::correct("eager", scale) },
+        ],
+    );
+    let (code, report) = report(served, clients).await;
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(report["serve"]["faults"], serde_json::json!(["down-for=20s@30s"]));
+    let want = expected(&[
+        ("heartbeat.interval", "passed"),
+        ("reconnect.backoff", "passed"),
+        ("close.clean", "passed"),
+        ("messages.schema", "passed"),
+        ("rate_limit", "passed"),
+    ]);
+    assert_eq!(verdicts(&report, "good"), want, "{report:#}");
+    // Ten attempts at once while the server is down, then it gives up as the cap says.
+    let eager = verdicts(&report, "eager");
+    assert_eq!(eager["client.reconnect.backoff"], "failed", "{report:#}");
+    assert_eq!(eager["client.reconnect.cap"], "passed", "{report:#}");
+    let backoff = case(&report, "eager", "client.reconnect.backoff");
+    let events: Vec<&str> =
+        backoff["timeline"].as_array().unwrap().iter().map(|m| m["event"].as_str().unwrap()).collect();
+    assert_eq!(events[0], "outage: the server dropped the connection", "{events:?}");
+    assert!(events[1].ends_with("refused with HTTP 503"), "{events:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_server_starves_the_heartbeat_and_only_a_timing_out_client_passes() {
+    let scale = 0.05;
+    // 40 s (2 s scaled) after each connect the server stops sending: the Ping at 45 s goes unanswered.
+    let served = serve(&["--fault", "stall-after=40s", "--time-scale", "0.05", "--duration", "4.5s"]).await;
+    let clients = start_clients(
+        &served.url,
+        &[Behaviour::correct("good", scale), Behaviour { pong_timeout: false, ..Behaviour::correct("patient", scale) }],
+    );
+    let (code, report) = report(served, clients).await;
+    assert_eq!(code, 1, "{report:#}");
+    let want = expected(&STARVED_BUT_CORRECT);
+    assert_eq!(verdicts(&report, "good"), want, "{report:#}");
+    let want = expected(&[
+        ("heartbeat.interval", "passed"),
+        ("heartbeat.timeout", "failed"),
+        ("close.clean", "passed"),
+        ("messages.schema", "passed"),
+        ("rate_limit", "passed"),
+    ]);
+    assert_eq!(verdicts(&report, "patient"), want, "{report:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_serving_and_the_report_still_comes() {
+    let served = serve(&[]).await;
+    let pid = served.child.id();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{}?client=tab", served.url)).await.unwrap();
+    // The welcome proves the server saw the client before the signal.
+    let welcome = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap().unwrap().unwrap();
+    assert!(welcome.to_text().unwrap().contains("Connected"), "{welcome:?}");
+    let killed = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    assert!(killed.success());
+    // Answer the shutdown's Close, as a browser does.
+    let reader = tokio::spawn(async move { while let Some(Ok(_)) = ws.next().await {} });
+    let (code, report) = report(served, vec![reader]).await;
+    assert_eq!(verdicts(&report, "tab"), expected(&[("close.clean", "passed")]), "{report:#}");
+    assert_eq!(code, 0, "a rule was measured and passed: {report:#}");
+}
+
+#[tokio::test]
+async fn exec_runs_the_client_with_the_url_and_says_how_it_ended() {
+    let out = crate::run_cli::wsprobe(crate::run_cli::args(&[
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--duration",
+        "300ms",
+        "--exec",
+        "echo \"client saw $WSPROBE_URL\" >&2; exit 3",
+    ]))
+    .await;
+    assert_eq!(out.code, 1, "no client connected: {}", out.stderr);
+    let url = out.stdout.lines().next().unwrap().strip_prefix("listening on ").unwrap();
+    assert!(out.stderr.contains(&format!("client saw {url}")), "{}", out.stderr);
+    assert!(out.stdout.contains("had already exited (exit status: 3)"), "{}", out.stdout);
+    let out = crate::run_cli::wsprobe(crate::run_cli::args(&["serve", "--exec", "true"])).await;
+    assert_eq!(out.code, 2, "--exec needs --duration: {}", out.stderr);
 }
