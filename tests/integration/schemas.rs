@@ -351,3 +351,30 @@ fn every_builtin_scenario_file_satisfies_the_scenario_schema() {
     .unwrap();
     assert!(!validator.is_valid(&two_actions));
 }
+
+#[test]
+fn fault_plans_satisfy_the_fault_plan_schema_and_the_parser_alike() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("schemas/faults.schema.json")).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the fault plan schema compiles");
+    let example = root.join("examples/faults/server-restart.yaml");
+    let text = std::fs::read_to_string(&example).unwrap();
+    let doc: Value = serde_norway::from_str(&text).unwrap();
+    let errors: Vec<String> = validator.iter_errors(&doc).map(|e| format!("{}: {e}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let plan = wsprobe::clients::faults::from_plan_file(&example).expect("the parser takes the example");
+    assert_eq!(plan.len(), 3);
+    // What the parser refuses, the schema refuses too.
+    for bad in [
+        "faults: []",
+        "faults:\n  - {fault: drop-evry=5s}",
+        "faults:\n  - {fault: no-pong, when: 3s}",
+        "faults:\n  - {fault: close-every=5s:abc}",
+        "faults:\n  - {fault: stall-after=soon}",
+    ] {
+        let doc: Value = serde_norway::from_str(bad).unwrap();
+        assert!(!validator.is_valid(&doc), "the schema takes {bad:?}");
+        assert!(wsprobe::clients::faults::from_plan_text("p.yaml", bad).is_err(), "the parser takes {bad:?}");
+    }
+}
