@@ -128,11 +128,15 @@ pub struct SuiteArgs {
     #[arg(long)]
     pub no_builtin: bool,
     /// A valid JWT for the target: the auth cases on valid tokens run.
-    #[arg(long, env = "WSPROBE_TOKEN", hide_env_values = true, conflicts_with = "jwt_secret")]
+    #[arg(long, env = "WSPROBE_TOKEN", hide_env_values = true, conflicts_with = "jwt_secret", value_parser = secret)]
     pub token: Option<String>,
     /// The target's HS256 secret: wsprobe mints valid, expired and wrongly signed tokens, and every auth case runs.
-    #[arg(long, env = "WSPROBE_JWT_SECRET", hide_env_values = true)]
+    #[arg(long, env = "WSPROBE_JWT_SECRET", hide_env_values = true, value_parser = secret)]
     pub jwt_secret: Option<String>,
+    /// Keep trying to reach the target for this long before giving up (exit 3), for a server
+    /// started just before wsprobe, e.g. 30s.
+    #[arg(long, value_parser = duration_arg, value_name = "DURATION")]
+    pub wait_for_server: Option<std::time::Duration>,
     /// Multiply every timeout by this factor, for slow links.
     #[arg(long, default_value_t = 1.0, value_parser = positive_factor)]
     pub timeout_scale: f64,
@@ -276,12 +280,40 @@ pub struct LoadArgs {
     /// Generator threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Keep trying to reach the target for this long before giving up (exit 3), for a server
+    /// started just before wsprobe, e.g. 30s.
+    #[arg(long, value_parser = duration_arg, value_name = "DURATION")]
+    pub wait_for_server: Option<std::time::Duration>,
     /// Threads for the bundled server.
     #[arg(long, default_value_t = 1)]
     pub server_threads: usize,
     /// The bundled server's simulation tick (more push traffic when shorter).
     #[arg(long, default_value = "1s", value_parser = duration_arg)]
     pub server_tick: std::time::Duration,
+}
+
+/// A token or secret: an empty one is what a CI job gets when the secret is not available
+/// (a pull request from a fork), and running on without it would skip the auth cases silently.
+fn secret(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        return Err("is empty (an unset CI secret?); pass a value, or leave the flag and its environment variable \
+                    (WSPROBE_JWT_SECRET / WSPROBE_TOKEN) out to skip the cases that need it"
+            .into());
+    }
+    Ok(text.to_string())
+}
+
+/// clap does not see an environment variable that is set but empty; a CI secret that is
+/// missing looks exactly like that, so it is refused here rather than ignored.
+pub fn check_secret_environment() -> Result<(), String> {
+    for name in ["WSPROBE_JWT_SECRET", "WSPROBE_TOKEN"] {
+        if std::env::var_os(name).is_some_and(|value| value.to_string_lossy().trim().is_empty()) {
+            return Err(format!(
+                "{name} is set but empty (an unset CI secret?); give it a value, or unset it to skip the cases that need it"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn duration_arg(text: &str) -> Result<std::time::Duration, String> {

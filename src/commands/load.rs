@@ -58,10 +58,11 @@ pub fn run(catalog: Catalog, args: &LoadArgs) -> anyhow::Result<u8> {
     } else {
         None
     };
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(super::preflight(&plan.url, Duration::from_secs(5)))?;
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(super::preflight(
+        &plan.url,
+        Duration::from_secs(5),
+        args.wait_for_server,
+    ))?;
 
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let outputs = Outputs {

@@ -28,6 +28,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Run(args) => {
             drop(stdout);
+            crate::cli::check_secret_environment().map_err(anyhow::Error::msg)?;
             run::run(catalog, &args)
         }
         Command::Serve(args) => {
@@ -36,6 +37,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Snapshot { command } => {
             drop(stdout);
+            crate::cli::check_secret_environment().map_err(anyhow::Error::msg)?;
             snapshot::run(catalog, &command)
         }
     }
@@ -62,18 +64,48 @@ pub struct Unreachable {
 
 /// One connection before the real work: a target that cannot be reached at all is exit code 3,
 /// not a page of identical failures. A server that answers, even badly, passes: the checks
-/// that follow say how it is wrong.
-async fn preflight(url: &str, timeout: std::time::Duration) -> anyhow::Result<()> {
-    match Session::connect(&ConnectOptions::new(url, timeout)).await {
-        Ok(mut session) => {
-            let _ = session.close(1000, "preflight", std::time::Duration::from_millis(500)).await;
-            Ok(())
+/// that follow say how it is wrong. With `wait`, a target that is not up yet (refused, or not
+/// answering in time) is tried again until it answers or `wait` is over, for servers that a CI
+/// job starts just before wsprobe.
+async fn preflight(url: &str, timeout: std::time::Duration, wait: Option<std::time::Duration>) -> anyhow::Result<()> {
+    let deadline = wait.map(|wait| tokio::time::Instant::now() + wait);
+    let mut pause = std::time::Duration::from_millis(50);
+    let mut told = false;
+    loop {
+        let attempt_timeout = match deadline {
+            Some(deadline) => timeout.min(deadline.saturating_duration_since(tokio::time::Instant::now())).max(pause),
+            None => timeout,
+        };
+        let error = match Session::connect(&ConnectOptions::new(url, attempt_timeout)).await {
+            Ok(mut session) => {
+                let _ = session.close(1000, "preflight", std::time::Duration::from_millis(500)).await;
+                return Ok(());
+            }
+            Err(error @ ConnectError::InvalidUrl { .. }) => {
+                anyhow::bail!("{error}; write it like ws://127.0.0.1:8080/ws")
+            }
+            Err(error) if error.is_unreachable() || matches!(error, ConnectError::Timeout(_)) => error,
+            Err(_) => return Ok(()),
+        };
+        let now = tokio::time::Instant::now();
+        match deadline {
+            Some(deadline) if now + pause < deadline => {
+                if !told {
+                    eprintln!(
+                        "waiting for {url} ({error}); up to {:.1} s more (--wait-for-server)",
+                        deadline.saturating_duration_since(now).as_secs_f64()
+                    );
+                    told = true;
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(1));
+            }
+            _ => {
+                let waited =
+                    wait.map(|w| format!(" (waited {:.1} s, --wait-for-server)", w.as_secs_f64())).unwrap_or_default();
+                return Err(Unreachable { url: url.to_string(), reason: format!("{error}{waited}") }.into());
+            }
         }
-        Err(error @ ConnectError::InvalidUrl { .. }) => anyhow::bail!("{error}; write it like ws://127.0.0.1:8080/ws"),
-        Err(error) if error.is_unreachable() || matches!(error, ConnectError::Timeout(_)) => {
-            Err(Unreachable { url: url.to_string(), reason: error.to_string() }.into())
-        }
-        Err(_) => Ok(()),
     }
 }
 

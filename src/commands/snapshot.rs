@@ -141,7 +141,7 @@ fn junit(results: &[SuiteResult]) -> String {
     use crate::report::run::xml_escape;
     let failures = results.iter().filter(|r| r.status != Status::Same).count();
     let mut out = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"wsprobe snapshot\" tests=\"{}\" failures=\"{failures}\">\n  <testsuite name=\"snapshots\" tests=\"{}\" failures=\"{failures}\">\n",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"wsprobe snapshot\" tests=\"{}\" failures=\"{failures}\" errors=\"0\">\n  <testsuite name=\"snapshots\" tests=\"{}\" failures=\"{failures}\" errors=\"0\">\n",
         results.len(),
         results.len()
     );
@@ -233,7 +233,7 @@ fn record(catalog: Catalog, args: &SnapshotArgs) -> anyhow::Result<Vec<Recorded>
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     let report: RunReport = runtime.block_on(async {
-        super::preflight(&settings.url, settings.scaled(Duration::from_secs(5))).await?;
+        super::preflight(&settings.url, settings.scaled(Duration::from_secs(5)), args.suite.wait_for_server).await?;
         let (events, _receiver) = tokio::sync::mpsc::unbounded_channel();
         anyhow::Ok(runner::run(planned, settings.clone(), Arc::new(catalog), events, bundled.is_some()).await)
     })?;

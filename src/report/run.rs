@@ -231,8 +231,10 @@ pub(crate) fn xml_escape(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            // XML 1.0 forbids most control characters even when escaped.
+            // XML 1.0 forbids most control characters and the non-characters U+FFFE and U+FFFF,
+            // even escaped; one of them in a frame would make the whole file unreadable.
             c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => out.push('\u{FFFD}'),
+            '\u{FFFE}' | '\u{FFFF}' => out.push('\u{FFFD}'),
             c => out.push(c),
         }
     }
@@ -253,10 +255,10 @@ pub fn junit(report: &RunReport) -> String {
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         out,
-        "<testsuites name=\"wsprobe\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" time=\"{:.3}\">",
+        // No `skipped` here: the Jenkins JUnit schema allows it on <testsuite> only.
+        "<testsuites name=\"wsprobe\" tests=\"{}\" failures=\"{}\" errors=\"0\" time=\"{:.3}\">",
         report.cases.len(),
         summary.failed,
-        summary.skipped,
         report.duration.as_secs_f64()
     );
     for (name, cases) in suites {
@@ -411,6 +413,16 @@ mod tests {
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(value["summary"]["failed"], 1);
         insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn xml_escaping_leaves_nothing_xml_1_0_forbids() {
+        let escaped = xml_escape("a\u{0}b\u{1F}c\u{FFFE}d\u{FFFF}e\u{FFFD}\u{10FFFF}\t<&>");
+        assert_eq!(escaped, "a\u{FFFD}b\u{FFFD}c\u{FFFD}d\u{FFFD}e\u{FFFD}\u{10FFFF}\t&lt;&amp;&gt;");
+        let allowed =
+            |c: char| matches!(c as u32, 0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF);
+        let every: String = (0..=0x10FFFFu32).filter_map(char::from_u32).collect();
+        assert!(xml_escape(&every).chars().all(allowed));
     }
 
     #[test]

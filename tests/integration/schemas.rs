@@ -300,6 +300,11 @@ fn the_asyncapi_document_references_every_message_schema_and_resolves() {
             assert!(files.contains(&schema.file), "asyncapi.yaml does not reference {}", schema.file);
         }
     }
+    // Code generators type a plain `payload: {$ref}`; a schemaFormat wrapper makes them emit `any`.
+    for (name, message) in doc["components"]["messages"].as_object().expect("components.messages") {
+        let payload = message["payload"].as_object().unwrap_or_else(|| panic!("{name} has no payload"));
+        assert_eq!(payload.keys().collect::<Vec<_>>(), ["$ref"], "{name}: the payload must be a plain $ref");
+    }
     for endpoint in ["core", "ai"] {
         assert_eq!(doc["operations"][format!("{endpoint}SendsServerMessages")]["action"], "send");
         assert_eq!(doc["operations"][format!("{endpoint}ReceivesClientMessages")]["action"], "receive");
@@ -377,4 +382,25 @@ fn fault_plans_satisfy_the_fault_plan_schema_and_the_parser_alike() {
         assert!(!validator.is_valid(&doc), "the schema takes {bad:?}");
         assert!(wsprobe::clients::faults::from_plan_text("p.yaml", bad).is_err(), "the parser takes {bad:?}");
     }
+}
+
+#[test]
+fn every_schema_file_names_itself_with_an_id_that_resolves_its_relative_refs() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+    let mut checked = 0;
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "json") {
+                let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+                let relative = path.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
+                assert_eq!(doc["$id"], format!("https://wsprobe.invalid/schemas/{relative}"), "{relative}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 20, "only {checked} schema files");
 }
