@@ -10,26 +10,62 @@ use crate::profile::{Direction, Profile};
 #[command(
     name = "wsprobe",
     version,
-    about = "Conformance harness and load generator for the Bot Core WebSocket protocol"
+    about = "Conformance harness and load generator for the Bot Core WebSocket protocol",
+    after_help = "Examples:\n  wsprobe run                 # the whole suite against the bundled reference server\n  wsprobe run --url ws://127.0.0.1:8080/ws\n  wsprobe load --duration 30s --assert 'p99<5ms'\n\nExit codes: 0 passed, 1 a check failed, 2 bad flags or input, 3 the target could not be reached."
 )]
 pub struct Cli {
     /// Load schemas from this folder instead of the copy built into wsprobe (same layout as schemas/).
     #[arg(long, global = true, value_name = "DIR")]
     pub schemas: Option<PathBuf>,
 
+    /// Colour in human reports: auto (a terminal, unless NO_COLOR is set or CLICOLOR_FORCE
+    /// forces it), always or never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to colour output going to a stream that is (or is not) a terminal. An explicit
+    /// flag wins; under `auto`, NO_COLOR turns colour off and CLICOLOR_FORCE turns it on.
+    pub fn enabled(self, terminal: bool) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto if anstyle_query::no_color() => false,
+            ColorChoice::Auto => anstyle_query::clicolor_force() || terminal,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check captured messages (JSON Lines, a JSON document or an array) against the schemas.
+    #[command(
+        after_help = "Examples:\n  wsprobe validate capture.jsonl\n  tshark ... | wsprobe validate --profile ai --format json -"
+    )]
     Validate(ValidateArgs),
     /// Run the conformance suite (and your scenarios) against a server; the bundled one without --url.
+    #[command(
+        after_help = "Examples:\n  wsprobe run                                   # the bundled reference server\n  wsprobe run --url ws://127.0.0.1:8080/ws --format junit --output wsprobe.xml\n  WSPROBE_JWT_SECRET=... wsprobe run --url ws://127.0.0.1:8000/ws --profile ai --filter 'auth.*'"
+    )]
     Run(RunArgs),
     /// Generate load: many connections, HdrHistogram latencies, live progress; the bundled server without --url.
+    #[command(
+        after_help = "Examples:\n  wsprobe load --connections 100 --duration 30s --assert 'p99<5ms'\n  wsprobe load --url ws://127.0.0.1:8080/ws --connections 50 --rate 40 --json - > load.json"
+    )]
     Load(LoadArgs),
     /// List, show and self-check the message schemas.
+    #[command(after_help = "Example:\n  wsprobe schemas check && wsprobe schemas list")]
     Schemas {
         #[command(subcommand)]
         command: SchemasCommand,
@@ -38,20 +74,39 @@ pub enum Command {
     #[command(after_help = SERVE_EXAMPLE)]
     Serve(ServeArgs),
     /// Record normalized transcripts of the suite, diff a server against them, accept changes.
+    #[command(
+        after_help = "Example: record once, then fail CI when the server's answers change:\n  wsprobe snapshot record --url ws://127.0.0.1:8080/ws && git add snapshots/\n  wsprobe snapshot diff --url ws://127.0.0.1:8080/ws --format junit > snapshots.xml"
+    )]
     Snapshot {
         #[command(subcommand)]
         command: SnapshotCommand,
     },
+    /// Print a shell completion script: bash, zsh, fish, powershell or elvish.
+    #[command(
+        after_help = "Example:\n  wsprobe completions bash > ~/.local/share/bash-completion/completions/wsprobe\n  wsprobe completions zsh > \"${fpath[1]}/_wsprobe\""
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    #[command(after_help = "Example:\n  wsprobe man > wsprobe.1 && man ./wsprobe.1")]
+    Man,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum SnapshotCommand {
     /// Run the cases and write one .snap file per scenario file (replacing what is there).
+    #[command(after_help = "Example:\n  wsprobe snapshot record --url ws://127.0.0.1:8080/ws --dir snapshots")]
     Record(SnapshotArgs),
     /// Run the cases and compare with the stored snapshots; changes are written beside them as
     /// .snap.new (pending). Exits 1 when anything changed, is new or is missing.
+    #[command(
+        after_help = "Example:\n  wsprobe snapshot diff --url ws://127.0.0.1:8080/ws --dir snapshots --format junit"
+    )]
     Diff(SnapshotArgs),
     /// Promote every pending .snap.new in the folder.
+    #[command(after_help = "Example:\n  wsprobe snapshot accept --dir snapshots")]
     Accept {
         #[arg(long, default_value = "snapshots", value_name = "DIR")]
         dir: PathBuf,
@@ -154,8 +209,8 @@ pub struct RunArgs {
     pub jobs: u16,
     #[arg(long, value_enum, default_value_t = RunFormat::Human)]
     pub format: RunFormat,
-    /// Write the report here instead of standard output.
-    #[arg(long, value_name = "FILE")]
+    /// Write the report here instead of standard output (`-` is standard output).
+    #[arg(long, value_name = "FILE|-")]
     pub output: Option<PathBuf>,
     /// Hide the live progress line.
     #[arg(long)]
@@ -169,14 +224,15 @@ pub struct RunArgs {
     pub max_message_bytes: usize,
 }
 
-const SERVE_EXAMPLE: &str = "Examples:
+const SERVE_EXAMPLE: &str =
+    "Faults: drop-every=T, close-every=T[:CODE], refuse-for=T, no-pong, stall-after=T, down-for=T@AT.
+Clients are told apart by ?client=NAME, the X-Wsprobe-Client header, or their IP address.
+
+Examples:
   # A bot, for 5 minutes, while its connection drops every 45 s:
   wsprobe serve --fault drop-every=45s --duration 5m --exec './my-bot --url \"$WSPROBE_URL?client=bot\"'
   # A client whose timers scale too, ten times faster (30 s heartbeats become 3 s):
-  wsprobe serve --bind 127.0.0.1:8080 --fault drop-every=5s --time-scale 0.1 --duration 20s
-
-Faults: drop-every=T, close-every=T[:CODE], refuse-for=T, no-pong, stall-after=T, down-for=T@AT.
-Clients are told apart by ?client=NAME, the X-Wsprobe-Client header, or their IP address.";
+  wsprobe serve --bind 127.0.0.1:8080 --fault drop-every=5s --time-scale 0.1 --duration 20s";
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -209,8 +265,8 @@ pub struct ServeArgs {
     pub slack: std::time::Duration,
     #[arg(long, value_enum, default_value_t = RunFormat::Human)]
     pub format: RunFormat,
-    /// Write the report here instead of standard output.
-    #[arg(long, value_name = "FILE")]
+    /// Write the report here instead of standard output (`-` is standard output).
+    #[arg(long, value_name = "FILE|-")]
     pub output: Option<PathBuf>,
 }
 
@@ -249,11 +305,13 @@ pub struct LoadArgs {
     /// Schema-check received messages: all, off, or sample:N (one in N).
     #[arg(long, default_value = "all")]
     pub validate: crate::load::plan::Validation,
-    /// Write the summary as JSON here.
-    #[arg(long, value_name = "FILE")]
+    /// Write the summary as JSON here (`-`: standard output, and the human summary goes to
+    /// standard error).
+    #[arg(long, value_name = "FILE|-")]
     pub json: Option<PathBuf>,
-    /// Write an HdrHistogram interval log (.hlog, one interval per second) here.
-    #[arg(long, value_name = "FILE")]
+    /// Write an HdrHistogram interval log (.hlog, one interval per second) here (`-`: standard
+    /// output, and the human summary goes to standard error).
+    #[arg(long, value_name = "FILE|-")]
     pub hdr_log: Option<PathBuf>,
     /// Fail (exit 1) unless this holds, e.g. 'p99<5ms', 'errors==0', 'throughput>50000'. Repeatable.
     #[arg(long = "assert", value_name = "EXPR")]
@@ -290,6 +348,11 @@ pub struct LoadArgs {
     /// The bundled server's simulation tick (more push traffic when shorter).
     #[arg(long, default_value = "1s", value_parser = duration_arg)]
     pub server_tick: std::time::Duration,
+}
+
+/// `-` as an output path means standard output, for every output flag.
+pub fn is_stdout(path: &std::path::Path) -> bool {
+    path.as_os_str() == "-"
 }
 
 /// A token or secret: an empty one is what a CI job gets when the secret is not available
@@ -338,10 +401,13 @@ fn positive_factor(text: &str) -> Result<f64, String> {
 #[derive(Debug, Subcommand)]
 pub enum SchemasCommand {
     /// One line per message schema: set, type, file, requirement.
+    #[command(after_help = "Example:\n  wsprobe schemas list")]
     List,
     /// Print one schema document, by file (`core/Pong.json`), set/type (`ai/Pong`) or unique type.
+    #[command(after_help = "Example:\n  wsprobe schemas show core/Pong")]
     Show { name: String },
     /// Compile every schema and validate every example it carries; optionally the spec's examples too.
+    #[command(after_help = "Example:\n  wsprobe schemas check --spec ../shared/spec/API-WEBSOCKET.md")]
     Check {
         /// A spec in Markdown: each ```json block is validated against the schema for its `type`.
         #[arg(long, value_name = "FILE")]
@@ -349,6 +415,7 @@ pub enum SchemasCommand {
     },
     /// Compare two schema folders: each change per message type, classified as breaking for
     /// clients, breaking for servers, or compatible. Exits 1 on a breaking change.
+    #[command(after_help = "Example:\n  wsprobe schemas diff old-schemas/ schemas/")]
     Diff {
         /// The schemas before (same layout as schemas/).
         old: PathBuf,
@@ -360,4 +427,33 @@ pub enum SchemasCommand {
         #[arg(long)]
         allow_breaking: bool,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_command_s_help_ends_with_an_example() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let shown = command.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+            if !shown.contains("Example") || !shown.contains("wsprobe ") {
+                missing.push(path.to_string());
+            }
+            for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "wsprobe", &mut missing);
+        assert!(missing.is_empty(), "no example in --help of: {missing:?}");
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn colour_follows_the_flag_then_the_terminal() {
+        assert!(ColorChoice::Always.enabled(false));
+        assert!(!ColorChoice::Never.enabled(true));
+    }
 }

@@ -35,6 +35,17 @@ pub enum AuthMode {
     Required,
 }
 
+impl AuthMode {
+    /// As written on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthMode::Off => "off",
+            AuthMode::Optional => "optional",
+            AuthMode::Required => "required",
+        }
+    }
+}
+
 /// Deliberate protocol defects, one per flag. They turn the reference server into the broken
 /// servers that prove wsprobe's checks fail when they should, and into a faulting peer for
 /// testing clients' heartbeat and reconnect handling.
@@ -160,7 +171,7 @@ impl Config {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("--auth {0:?} needs --jwt-secret (the HS256 key tokens are signed with)")]
+    #[error("--auth {} needs --jwt-secret (the HS256 key tokens are signed with)", .0.name())]
     MissingSecret(AuthMode),
     #[error("--symbols must name at least one symbol")]
     NoSymbols,

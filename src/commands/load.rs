@@ -15,6 +15,9 @@ use crate::load::{self, summary, Outputs};
 use crate::schema::Catalog;
 
 pub fn run(catalog: Catalog, args: &LoadArgs) -> anyhow::Result<u8> {
+    if [&args.json, &args.hdr_log].iter().all(|p| p.as_deref().is_some_and(crate::cli::is_stdout)) {
+        bail!("--json - and --hdr-log - would both write to standard output; send one of them to a file");
+    }
     let mut plan = LoadPlan {
         url: args.url.clone().unwrap_or_default(),
         profile: args.profile,
@@ -66,7 +69,9 @@ pub fn run(catalog: Catalog, args: &LoadArgs) -> anyhow::Result<u8> {
 
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let outputs = Outputs {
-        progress: !args.no_progress && std::io::stdout().is_terminal(),
+        progress: !args.no_progress
+            && std::io::stdout().is_terminal()
+            && ![&args.json, &args.hdr_log].iter().any(|p| p.as_deref().is_some_and(crate::cli::is_stdout)),
         hdr_log: args.hdr_log.clone(),
         bundled_server: bundled,
         notes,
@@ -75,11 +80,19 @@ pub fn run(catalog: Catalog, args: &LoadArgs) -> anyhow::Result<u8> {
     let summary = load::run(plan, Arc::new(catalog), outputs)?;
     drop(server);
 
-    let mut out = std::io::stdout().lock();
+    // Standard output holds one thing: the human summary, or what `--json -` or `--hdr-log -`
+    // sent there (the human summary then goes to standard error).
+    let stdout_taken = args.json.iter().chain(&args.hdr_log).any(|p| crate::cli::is_stdout(p));
+    let mut out: Box<dyn Write> =
+        if stdout_taken { Box::new(std::io::stderr().lock()) } else { Box::new(std::io::stdout().lock()) };
     out.write_all(summary::human(&summary).as_bytes())?;
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&summary)? + "\n";
-        std::fs::write(path, text).with_context(|| format!("cannot write --json {}", path.display()))?;
+        if crate::cli::is_stdout(path) {
+            std::io::stdout().lock().write_all(text.as_bytes()).context("cannot write --json to standard output")?;
+        } else {
+            std::fs::write(path, text).with_context(|| format!("cannot write --json {}", path.display()))?;
+        }
     }
     let mut failed = summary.verdict != Verdict::Passed;
     for assertion in &args.assertions {

@@ -17,9 +17,24 @@ use crate::session::{ConnectError, ConnectOptions, Session};
 
 /// Runs the parsed command line; the result is the process exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    let mut stdout = std::io::stdout().lock();
+    // Generated from the flag definitions; they need no schemas.
+    match &cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut <Cli as clap::CommandFactory>::command(), "wsprobe", &mut stdout);
+            return Ok(exit::SUCCESS);
+        }
+        Command::Man => {
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+                .render(&mut stdout)
+                .context("cannot write the man page")?;
+            return Ok(exit::SUCCESS);
+        }
+        _ => {}
+    }
     let catalog = load_catalog(&cli)?;
-    let stdout = std::io::stdout().lock();
     match cli.command {
+        Command::Completions { .. } | Command::Man => Ok(exit::SUCCESS),
         Command::Validate(args) => validate::run(&catalog, &args, stdout),
         Command::Schemas { command } => schemas::run(&catalog, &command, stdout),
         Command::Load(args) => {
@@ -29,11 +44,11 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(args) => {
             drop(stdout);
             crate::cli::check_secret_environment().map_err(anyhow::Error::msg)?;
-            run::run(catalog, &args)
+            run::run(catalog, &args, cli.color)
         }
         Command::Serve(args) => {
             drop(stdout);
-            serve::run(catalog, &args)
+            serve::run(catalog, &args, cli.color)
         }
         Command::Snapshot { command } => {
             drop(stdout);

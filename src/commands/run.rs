@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use tokio::sync::mpsc;
 
-use crate::cli::{RunArgs, RunFormat};
+use crate::cli::{ColorChoice, RunArgs, RunFormat};
 use crate::exit;
 use crate::outcome::Status;
 use crate::profile::Profile;
@@ -41,7 +41,7 @@ pub(super) fn planned_cases(
     Ok(planned)
 }
 
-pub fn run(catalog: Catalog, args: &RunArgs) -> anyhow::Result<u8> {
+pub fn run(catalog: Catalog, args: &RunArgs, color: ColorChoice) -> anyhow::Result<u8> {
     let planned =
         planned_cases(args.suite.no_builtin, &args.suite.scenarios, args.suite.filter.as_deref(), args.suite.profile)?;
 
@@ -123,7 +123,7 @@ pub fn run(catalog: Catalog, args: &RunArgs) -> anyhow::Result<u8> {
     })?;
     drop(bundled);
 
-    write_report(&report, args.format, args.output.as_deref())?;
+    write_report(&report, args.format, args.output.as_deref(), color)?;
     let failed = report.cases.iter().any(|c| c.status == Status::Failed);
     Ok(if failed { exit::FAILURES } else { exit::SUCCESS })
 }
@@ -134,10 +134,12 @@ pub(super) fn write_report(
     report: &crate::outcome::RunReport,
     format: RunFormat,
     output: Option<&std::path::Path>,
+    color: ColorChoice,
 ) -> anyhow::Result<()> {
+    let output = output.filter(|path| !crate::cli::is_stdout(path));
     let text = match format {
         RunFormat::Human => {
-            let color = output.is_none() && std::io::stdout().is_terminal();
+            let color = color.enabled(output.is_none() && std::io::stdout().is_terminal());
             reporters::human(report, Style { color })
         }
         RunFormat::Json => reporters::json(report),

@@ -18,7 +18,7 @@ use crate::outcome::{CaseReport, RunReport, ServeInfo, Status};
 use crate::scenario::BroadcastPolicy;
 use crate::schema::Catalog;
 
-pub fn run(catalog: Catalog, args: &ServeArgs) -> anyhow::Result<u8> {
+pub fn run(catalog: Catalog, args: &ServeArgs, color: crate::cli::ColorChoice) -> anyhow::Result<u8> {
     let mut entries = faults::from_specs(&args.faults)?;
     if let Some(path) = &args.fault_plan {
         entries.extend(faults::from_plan_file(path)?);
@@ -91,7 +91,7 @@ pub fn run(catalog: Catalog, args: &ServeArgs) -> anyhow::Result<u8> {
             clients: clients.len(),
         }),
     };
-    super::run::write_report(&report, args.format, args.output.as_deref())?;
+    super::run::write_report(&report, args.format, args.output.as_deref(), color)?;
     // Nothing measured is never green: no client, or no rule that could be judged.
     let measured = report.cases.iter().any(|c| matches!(c.status, Status::Passed | Status::Failed));
     let failed = report.cases.iter().any(|c| c.status == Status::Failed);

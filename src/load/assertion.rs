@@ -94,12 +94,42 @@ fn parse_latency(raw: &str) -> Option<f64> {
     Some(number * scale)
 }
 
+/// What a metric's number means, so a verdict prints `actual 7.31 ms`, not `actual 7310`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Micros,
+    PerSecond,
+    Count,
+}
+
+impl Unit {
+    fn of(metric: &str) -> Unit {
+        match metric {
+            "throughput" => Unit::PerSecond,
+            m if is_latency_metric(m) == Some(true) => Unit::Micros,
+            _ => Unit::Count,
+        }
+    }
+
+    pub fn show(self, value: f64) -> String {
+        match self {
+            Unit::Micros if value >= 1_000_000.0 => format!("{:.3} s", value / 1_000_000.0),
+            Unit::Micros if value >= 1000.0 => format!("{:.2} ms", value / 1000.0),
+            Unit::Micros => format!("{value:.0} µs"),
+            Unit::PerSecond => format!("{value:.1}/s"),
+            Unit::Count if value.fract() == 0.0 => format!("{value:.0}"),
+            Unit::Count => format!("{value}"),
+        }
+    }
+}
+
 /// The outcome of one assertion.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checked {
     pub assertion: String,
     /// The measured value; `Err` says why there is none (an assertion without one fails).
     pub actual: Result<f64, String>,
+    pub unit: Unit,
     pub passed: bool,
 }
 
@@ -107,7 +137,7 @@ impl fmt::Display for Checked {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let verdict = if self.passed { "ok    " } else { "FAILED" };
         match &self.actual {
-            Ok(actual) => write!(f, "{verdict} {} (actual {actual})", self.assertion),
+            Ok(actual) => write!(f, "{verdict} {} (actual {})", self.assertion, self.unit.show(*actual)),
             Err(why) => write!(f, "{verdict} {} ({why})", self.assertion),
         }
     }
@@ -124,7 +154,7 @@ impl Assertion {
             Op::Eq => *a == self.value,
             Op::Ne => *a != self.value,
         });
-        Checked { assertion: self.text.clone(), actual, passed }
+        Checked { assertion: self.text.clone(), actual, unit: Unit::of(&self.metric), passed }
     }
 
     /// Bare statistics (`p99`) read the mode's main latency only, never a stand-in: a ping
@@ -175,6 +205,19 @@ mod tests {
         assert!("p99<5".parse::<Assertion>().unwrap_err().contains("latency like 5ms"));
         assert!("p98<5ms".parse::<Assertion>().unwrap_err().contains("unknown metric"));
         assert!("errors".parse::<Assertion>().unwrap_err().contains("no comparison"));
+    }
+
+    #[test]
+    fn verdicts_print_values_with_their_units() {
+        let summary = crate::load::summary::tests::sample();
+        let shown = |expr: &str| expr.parse::<Assertion>().unwrap().check(&summary).to_string();
+        assert!(shown("p99<1us").contains(" ms)") || shown("p99<1us").contains(" µs)"), "{}", shown("p99<1us"));
+        assert!(shown("throughput<1").ends_with("/s)"), "{}", shown("throughput<1"));
+        assert_eq!(Unit::Micros.show(7310.0), "7.31 ms");
+        assert_eq!(Unit::Micros.show(250.0), "250 µs");
+        assert_eq!(Unit::Micros.show(1_500_000.0), "1.500 s");
+        assert_eq!(Unit::PerSecond.show(51234.56), "51234.6/s");
+        assert_eq!(Unit::Count.show(3.0), "3");
     }
 
     #[test]

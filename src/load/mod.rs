@@ -62,10 +62,11 @@ pub fn run(plan: LoadPlan, catalog: Arc<Catalog>, outputs: Outputs) -> Result<Lo
 async fn drive(plan: LoadPlan, catalog: Arc<Catalog>, outputs: Outputs) -> Result<LoadSummary, LoadError> {
     // Create the file before the run so a bad path fails at once; the log itself is kept in
     // memory (about 1 KB a second) so the legend line can go after the header when written.
-    let mut hlog_file = match &outputs.hdr_log {
-        Some(path) => {
-            Some(std::fs::File::create(path).map_err(|source| LoadError::Hlog { path: path.clone(), source })?)
-        }
+    let mut hlog_file: Option<Box<dyn Write>> = match &outputs.hdr_log {
+        Some(path) if crate::cli::is_stdout(path) => Some(Box::new(std::io::stdout())),
+        Some(path) => Some(Box::new(
+            std::fs::File::create(path).map_err(|source| LoadError::Hlog { path: path.clone(), source })?,
+        )),
         None => None,
     };
     let mut hlog_buffer: Vec<u8> = Vec::new();

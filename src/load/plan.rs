@@ -120,7 +120,7 @@ impl LoadPlan {
             return Err(format!("--connections must be 1 to {MAX_CONNECTIONS}"));
         }
         if self.duration.is_zero() || self.duration > MAX_DURATION {
-            return Err(format!("--duration must be more than 0 and at most {MAX_DURATION:?}"));
+            return Err("--duration must be more than 0 and at most 1h (3600s)".into());
         }
         if self.ramp_up > self.duration {
             return Err("--ramp-up cannot be longer than --duration".into());

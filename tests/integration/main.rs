@@ -12,6 +12,7 @@ mod serve;
 mod server;
 mod snapshot_cli;
 mod support;
+mod terminal;
 mod validate_cli;
 
 /// The spec this project implements. CI lays `shared/` beside the clone, so the tests follow
