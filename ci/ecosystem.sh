@@ -4,6 +4,8 @@
 #   - check-jsonschema validates the CI templates against GitHub's and GitLab's own schemas;
 #   - Python jsonschema and ajv (strict, draft 2020-12) compile every schema and check its
 #     examples, resolving the $refs between files by $id;
+#   - Modelina (behind `asyncapi generate models`) makes typed TypeScript models of every
+#     message in asyncapi.yaml, none of them `any`;
 #   - every JUnit report wsprobe writes (run, serve, snapshot; passing, failing, empty, and one
 #     whose transcript holds characters XML 1.0 forbids) validates against Jenkins' JUnit schema
 #     (junit-10.xsd, which PyPI's pytest sdist ships for its own tests) with xmlschema.
@@ -22,11 +24,13 @@ fi
 "$venv/bin/python" ci/jsonschema-check.py schemas
 
 node_dir=target/ecosystem-node
-if [ ! -d "$node_dir/node_modules/ajv-formats" ]; then
+if [ ! -d "$node_dir/node_modules/@asyncapi/modelina" ]; then
   mkdir -p "$node_dir"
-  npm install --prefix "$node_dir" --silent --no-audit --no-fund ajv@8 ajv-formats@3 >/dev/null
+  npm install --prefix "$node_dir" --silent --no-audit --no-fund \
+    ajv@8 ajv-formats@3 @asyncapi/modelina@5 @asyncapi/parser@3 >/dev/null
 fi
 NODE_PATH="$node_dir/node_modules" node ci/ajv-check.cjs schemas
+NODE_PATH="$node_dir/node_modules" node ci/asyncapi-models.cjs schemas/asyncapi.yaml
 
 work=target/ecosystem
 xsd="$work/junit-10.xsd"
@@ -63,3 +67,12 @@ code=0
   >"$junit/snapshot-changed.xml" 2>"$junit/last.log" || code=$?
 [ "$code" = 1 ] || { echo "ecosystem: snapshot diff against the echo server exited $code, expected 1" >&2; exit 1; }
 "$venv/bin/python" ci/junit-check.py "$xsd" "$junit"/*.xml
+
+# Packaging: both crates package and build from their .crate files, and the server library
+# pulls in no command-line dependency without its default `cli` feature.
+cargo package --workspace --allow-dirty --quiet
+if cargo tree -p reference-server --no-default-features --edges normal --prefix none | grep -Eq '^(clap|tracing-subscriber|anyhow) '; then
+  echo "ecosystem: the reference-server library depends on a command-line crate without its cli feature" >&2
+  exit 1
+fi
+echo "packaging: cargo package --workspace ok; the reference-server library has no command-line dependencies"

@@ -7,7 +7,8 @@ use crate::client_faults::FaultPlan;
 use crate::observe::ObserverHandle;
 
 /// Which endpoint to impersonate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Profile {
     /// The core engine: Connected, market simulation, paper trading.
     Core,
@@ -25,7 +26,8 @@ impl Profile {
 }
 
 /// Whether clients must present a JWT.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum AuthMode {
     /// Tokens are ignored.
     Off,
@@ -49,7 +51,8 @@ impl AuthMode {
 /// Deliberate protocol defects, one per flag. They turn the reference server into the broken
 /// servers that prove wsprobe's checks fail when they should, and into a faulting peer for
 /// testing clients' heartbeat and reconnect handling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Fault {
     /// Never send Connected / `connection`.
     NoWelcome,
@@ -75,7 +78,11 @@ pub enum Fault {
     AcceptAnyAuthenticateToken,
 }
 
+/// Everything the server can be told. Start from [`Config::new`] (the spec's defaults) and
+/// change what a test needs, with the `with_*` methods or by setting fields. Non-exhaustive,
+/// so new settings are not a breaking change.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Config {
     pub profile: Profile,
     pub auth: AuthMode,
@@ -166,6 +173,49 @@ impl Config {
 
     pub fn has(&self, fault: Fault) -> bool {
         self.faults.contains(&fault)
+    }
+
+    /// Tokens checked with this HS256 secret: `Optional` (a token that is present must be
+    /// valid) or `Required` (no welcome without one).
+    pub fn with_auth(mut self, auth: AuthMode, jwt_secret: impl Into<String>) -> Config {
+        self.auth = auth;
+        self.jwt_secret = Some(jwt_secret.into());
+        self
+    }
+
+    /// Client messages allowed per rate window; `None` lifts the limit (load tests).
+    pub fn with_rate_limit(mut self, limit: Option<u32>) -> Config {
+        self.rate_limit = limit;
+        self
+    }
+
+    /// The simulation step: MarketData and the other broadcasts come once per tick.
+    pub fn with_tick(mut self, tick: Duration) -> Config {
+        self.tick = tick;
+        self
+    }
+
+    pub fn with_seed(mut self, seed: u64) -> Config {
+        self.seed = seed;
+        self
+    }
+
+    /// Breaks the protocol on purpose, to see that a client or a harness notices.
+    pub fn with_fault(mut self, fault: Fault) -> Config {
+        self.faults.push(fault);
+        self
+    }
+
+    /// Faults aimed at clients, over time (see [`FaultPlan`]).
+    pub fn with_client_faults(mut self, plan: FaultPlan) -> Config {
+        self.client_faults = plan;
+        self
+    }
+
+    /// How long shutdown waits for clients to answer its Close 1001.
+    pub fn with_shutdown_grace(mut self, grace: Duration) -> Config {
+        self.shutdown_grace = grace;
+        self
     }
 }
 

@@ -1,8 +1,8 @@
-//! A reference implementation of the Bot Core WebSocket protocol, both endpoints.
+#![doc = include_str!("../README.md")]
 //!
-//! `serve(listener, config)` runs it on any listener (tests bind `127.0.0.1:0`); the binary
-//! wraps it with flags and signal handling. Every message it sends validates against the
-//! schemas in `schemas/`, which wsprobe's integration tests check.
+//! `serve(listener, config)` runs it on any listener; the binary wraps it with flags and signal
+//! handling. wsprobe's integration tests check that every message it sends validates against
+//! the schemas in `schemas/`.
 
 mod auth;
 mod client_faults;

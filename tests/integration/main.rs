@@ -1,6 +1,5 @@
 //! One integration binary, one module per area, so the crate links once.
 
-mod ci_templates;
 mod fuzz;
 mod hardening;
 mod hostile;

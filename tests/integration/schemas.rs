@@ -404,3 +404,22 @@ fn every_schema_file_names_itself_with_an_id_that_resolves_its_relative_refs() {
     }
     assert!(checked >= 20, "only {checked} schema files");
 }
+
+#[test]
+fn the_readme_shows_the_reference_server_example_that_its_doc_test_runs() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rust_block = |text: &str| -> String {
+        let start = text.find("```rust\n").expect("a rust example") + "```rust\n".len();
+        text[start..start + text[start..].find("```").unwrap()].to_string()
+    };
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = &readme[readme.find("### Use the reference server in your own tests").expect("the section")..];
+    let crate_readme = std::fs::read_to_string(root.join("reference-server/README.md")).unwrap();
+    assert_eq!(rust_block(section), rust_block(&crate_readme), "README.md and reference-server/README.md differ");
+    assert!(root.join("reference-server/src/lib.rs").exists());
+    let lib = std::fs::read_to_string(root.join("reference-server/src/lib.rs")).unwrap();
+    assert!(
+        lib.starts_with("#![doc = include_str!(\"../README.md\")]"),
+        "the crate README is the crate's docs, so its example runs as a doc test"
+    );
+}
