@@ -39,8 +39,9 @@ if [ ! -f "$xsd" ]; then
   "$venv/bin/pip" download --quiet --no-deps --no-binary :all: pytest==8.3.3 -d "$work"
   tar xzf "$work/pytest-8.3.3.tar.gz" -C "$work" --strip-components=3 pytest-8.3.3/testing/example_scripts/junit-10.xsd
 fi
-cargo build --quiet --locked --release --bins
-wsprobe=target/release/wsprobe
+# The debug binaries `cargo test --workspace` just built: no second, release build.
+cargo build --quiet --locked --workspace --bins
+wsprobe=target/debug/wsprobe
 junit="$work/junit"
 rm -rf "$junit" && mkdir -p "$junit"
 expect_exit() { # CODE COMMAND...: the command must exit with CODE
@@ -51,11 +52,12 @@ expect_exit() { # CODE COMMAND...: the command must exit with CODE
 }
 expect_exit 0 "$wsprobe" run --format junit --output "$junit/run-bundled.xml"
 expect_exit 1 "$wsprobe" serve --bind 127.0.0.1:0 --duration 200ms --format junit --output "$junit/serve-no-client.xml"
-target/release/reference-server --echo --bind 127.0.0.1:0 >"$work/echo.url" 2>/dev/null &
+target/debug/reference-server --echo --bind 127.0.0.1:0 >"$work/echo.url" 2>"$work/echo.log" &
 echo_server=$!
 trap 'kill "$echo_server" 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do grep -q '^listening on ' "$work/echo.url" 2>/dev/null && break; sleep 0.1; done
 echo_url=$(sed -n 's/^listening on //p' "$work/echo.url")
+[ -n "$echo_url" ] || { echo "ecosystem: reference-server --echo did not start; see $work/echo.log" >&2; exit 1; }
 expect_exit 1 "$wsprobe" run --url "$echo_url" --no-builtin --scenario ci/fixtures/junit-forbidden-characters.yaml \
   --format junit --output "$junit/run-forbidden-characters.xml"
 grep -q $'\xef\xbf\xbd \xef\xbf\xbd' "$junit/run-forbidden-characters.xml" ||
