@@ -7,7 +7,8 @@
 //!    raw client (round trips/s).
 //! 3. Broadcast fan-out: 1,000 connections in push mode; p99 of receive time − timestamp, and
 //!    the server's CPU.
-//! 4. Memory: 10,000 idle connections held by `wsprobe load`, peak RSS of that process.
+//! 4. Memory: 10,000 idle connections, peak RSS of `wsprobe load` and of the reference server,
+//!    each in its own process.
 //! 5. Open-loop pacing: intended vs achieved rate and schedule lag of `wsprobe load --rate R
 //!    --connections 10` (a dedicated pacing thread), against a baseline client that paces each
 //!    connection on tokio's timer, as the generator once did.
@@ -273,51 +274,70 @@ fn fanout(duration: Duration) {
     );
 }
 
+/// Peak RSS of each side, in its own process: the reference server (its `VmHWM`, read just
+/// before it is stopped) and `wsprobe load` (`/usr/bin/time -v`), holding 10,000 idle
+/// connections in push mode against a quiet server.
 fn memory() {
-    let server = reference(Duration::from_secs(3600));
-    let mut child = spawn_wsprobe(&[
-        "load",
-        "--url",
-        server.url(),
-        "--mode",
-        "push",
-        "--connections",
-        "10000",
-        "--duration",
-        "20s",
-        "--ramp-up",
-        "5s",
-        "--validate",
-        "all",
-        "--no-progress",
-    ]);
-    let pid = child.id();
-    let mut peak_kb = 0u64;
-    let started = Instant::now();
-    while child.try_wait().expect("child status").is_none() {
-        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-            let rss = status
-                .lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok());
-            peak_kb = peak_kb.max(rss.unwrap_or(0));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-        if started.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            break;
-        }
-    }
-    let output = child.wait_with_output().expect("child output");
+    let target =
+        std::path::Path::new(env!("CARGO_BIN_EXE_wsprobe")).parent().expect("the binaries' folder").to_path_buf();
+    let built = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet", "-p", "reference-server", "--bin", "reference-server"])
+        .status()
+        .expect("cargo runs");
+    assert!(built.success(), "the reference-server binary builds");
+    let mut server = Command::new(target.join("reference-server"))
+        .args(["--bind", "127.0.0.1:0", "--max-connections", "0", "--idle-timeout-ms", "0", "--rate-limit", "0"])
+        .args(["--tick-ms", "3600000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("reference-server starts");
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(server.stdout.take().unwrap()), &mut first)
+        .expect("a first line");
+    let url = first.trim().strip_prefix("listening on ").expect("listening on URL").to_string();
+    let idle_kb = peak_kb(server.id());
+    let output = Command::new("/usr/bin/time")
+        .arg("-v")
+        .arg(env!("CARGO_BIN_EXE_wsprobe"))
+        .args(["load", "--url", &url, "--mode", "push", "--clock-offset", "0", "--connections", "10000"])
+        .args(["--duration", "20s", "--ramp-up", "5s", "--validate", "all", "--no-progress"])
+        .output()
+        .expect("/usr/bin/time and wsprobe run");
+    let server_kb = peak_kb(server.id());
+    let _ = server.kill();
+    let _ = server.wait();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let load_kb: u64 = stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
     let text = String::from_utf8_lossy(&output.stdout);
     let connects = text.lines().find(|l| l.contains("connects")).unwrap_or("").trim().to_string();
-    println!("4. memory: 10,000 idle connections held by `wsprobe load` in its own process (push mode against a quiet server in this one)");
+    println!("4. memory: 10,000 idle connections, each side in its own process (push mode, quiet server)");
     println!(
-        "   peak RSS of the wsprobe process: {:.1} MB ({:.1} KB per connection)",
-        peak_kb as f64 / 1024.0,
-        peak_kb as f64 / 10_000.0
+        "   wsprobe load:     peak RSS {:.1} MB ({:.1} KB per connection, /usr/bin/time -v)",
+        load_kb as f64 / 1024.0,
+        load_kb as f64 / 10_000.0
+    );
+    println!(
+        "   reference-server: peak RSS {:.1} MB ({:.1} KB per connection; {:.1} MB before any connection)",
+        server_kb as f64 / 1024.0,
+        server_kb as f64 / 10_000.0,
+        idle_kb as f64 / 1024.0
     );
     println!("   {connects}\n");
+}
+
+/// A live process's peak resident set (`VmHWM`), in KB.
+fn peak_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// The baseline: tokio-tungstenite, a Ping JSON, await the reply, nothing else.

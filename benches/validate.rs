@@ -1,6 +1,12 @@
 //! Validation throughput: how many captured messages per second `wsprobe validate` checks on
 //! one core, parsing included, against a parse-only baseline run in the same process.
 //!
+//! Then, side by side on a corpus with 5 % invalid messages: `wsprobe validate` as a whole
+//! process pinned to one core (`taskset -c 0`), against ajv (Node, draft 2020-12, the same
+//! schema files, dispatch on `type`) timed in its inner loop only. The ajv side runs when
+//! `node` and ajv are there (`bash ci/ecosystem.sh` installs ajv into target/ecosystem-node;
+//! WSPROBE_AJV_NODE_PATH points elsewhere).
+//!
 //! `cargo bench --bench validate` (set WSPROBE_BENCH_MESSAGES to change the count).
 
 use std::time::Instant;
@@ -35,6 +41,69 @@ fn main() {
         validate_rate,
         validate_rate / parse_rate
     );
+    compare_with_ajv(&catalog, count);
+}
+
+/// `wsprobe validate` (whole process, one core) against ajv (inner loop) on the same corpus.
+fn compare_with_ajv(catalog: &Catalog, count: usize) {
+    let mut corpus = String::with_capacity(count * 400);
+    for (i, line) in generate(catalog, count).lines().enumerate() {
+        // Every 20th message breaks its schema: a negative number where one must be positive.
+        if i % 20 == 7 {
+            corpus.push_str(&line.replacen("\"timestamp\":", "\"timestamp\":-", 1));
+        } else {
+            corpus.push_str(line);
+        }
+        corpus.push('\n');
+    }
+    let path = std::env::temp_dir().join(format!("wsprobe-compare-{}.jsonl", std::process::id()));
+    std::fs::write(&path, &corpus).expect("write the corpus");
+    let messages = corpus.lines().count();
+    println!(
+        "\nside by side: {messages} messages, {:.0} bytes each, 5 % invalid",
+        corpus.len() as f64 / messages as f64
+    );
+
+    let pinned = std::process::Command::new("taskset").arg("-V").output().is_ok();
+    let mut command = if pinned {
+        let mut c = std::process::Command::new("taskset");
+        c.args(["-c", "0", env!("CARGO_BIN_EXE_wsprobe")]);
+        c
+    } else {
+        std::process::Command::new(env!("CARGO_BIN_EXE_wsprobe"))
+    };
+    command.args(["validate", "--format", "json"]).arg(&path).stdout(std::process::Stdio::null());
+    let (status, seconds) = timed(|| command.status().expect("wsprobe validate runs"));
+    assert_eq!(status.code(), Some(1), "the corpus has invalid messages, so validate exits 1");
+    let wsprobe_rate = messages as f64 / seconds;
+    let cores = if pinned { "one core (taskset -c 0)" } else { "all cores (no taskset)" };
+    println!("wsprobe validate, whole process, {cores}: {wsprobe_rate:>10.0} messages/s ({seconds:.2} s)");
+
+    let node_path = std::env::var("WSPROBE_AJV_NODE_PATH").unwrap_or_else(|_| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target/ecosystem-node/node_modules")
+            .display()
+            .to_string()
+    });
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/compare/ajv-validate.cjs");
+    let schemas = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+    let ajv =
+        std::process::Command::new("node").arg(&script).arg(&schemas).arg(&path).env("NODE_PATH", &node_path).output();
+    let _ = std::fs::remove_file(&path);
+    match ajv {
+        Ok(out) if out.status.success() => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let fields: Vec<&str> = text.split_whitespace().collect();
+            let ajv_rate: f64 = fields.get(4).and_then(|r| r.parse().ok()).unwrap_or(0.0);
+            let ajv_invalid: usize = fields.get(2).and_then(|r| r.parse().ok()).unwrap_or(usize::MAX);
+            println!("ajv (Node, draft 2020-12), inner loop:      {ajv_rate:>10.0} messages/s ({ajv_invalid} invalid)");
+            println!("ratio wsprobe / ajv: {:.2}", wsprobe_rate / ajv_rate);
+        }
+        Ok(out) => {
+            println!("ajv: not run ({})", String::from_utf8_lossy(&out.stderr).lines().next().unwrap_or("failed"))
+        }
+        Err(error) => println!("ajv: not run (node: {error})"),
+    }
 }
 
 fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {

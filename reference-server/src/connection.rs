@@ -79,8 +79,13 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     // The whole opening handshake, request head included, is bounded in time (slowloris).
     let handshake_deadline = tokio::time::Instant::now() + config.handshake_timeout;
     let stream =
-        match tokio::time::timeout_at(handshake_deadline, request_head::read(stream, config.max_request_head_bytes))
-            .await
+        // Boxed, like the upgrade below: the task of an idle connection keeps only what its
+        // current step needs, not room for the handshake's buffers (ten thousand add up).
+        match tokio::time::timeout_at(
+            handshake_deadline,
+            Box::pin(request_head::read(stream, config.max_request_head_bytes)),
+        )
+        .await
         {
             Ok(Ok(Head::Complete(stream))) => stream,
             Ok(Ok(Head::TooLarge)) => {
@@ -145,7 +150,7 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         .read_buffer_size(config.read_buffer_bytes)
         .max_message_size(Some(config.max_message_bytes))
         .max_frame_size(Some(config.max_message_bytes));
-    let upgrade = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_config));
+    let upgrade = Box::pin(tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(ws_config)));
     let ws = match tokio::time::timeout_at(handshake_deadline, upgrade).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(error)) => {
@@ -619,5 +624,25 @@ impl Session<'_> {
                 self.reject_input(&rejection);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every connection's task holds this future for its whole life; ten thousand idle
+    /// connections must fit in 100 MB (README, Performance), so the handshake's buffers are
+    /// boxed rather than inlined. Un-boxing them shows up here first.
+    #[test]
+    fn a_connection_task_stays_small() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+            let (stream, peer) = listener.accept().await.unwrap();
+            let server = crate::serve(listener, crate::Config::new(crate::Profile::Core)).unwrap();
+            let task = super::handle(stream, peer, server.shared.clone());
+            let size = std::mem::size_of_val(&task);
+            assert!(size <= 2048, "the connection future is {size} bytes");
+        });
     }
 }

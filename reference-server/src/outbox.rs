@@ -56,7 +56,8 @@ pub struct Outbox {
 impl Outbox {
     pub fn new(capacity: usize) -> Outbox {
         Outbox {
-            state: Mutex::new(State { queue: VecDeque::with_capacity(capacity.min(64)), closing: false, dropped: 0 }),
+            // Grows on demand: most connections are idle most of the time.
+            state: Mutex::new(State { queue: VecDeque::new(), closing: false, dropped: 0 }),
             ready: Notify::new(),
             capacity,
         }

@@ -29,7 +29,7 @@ const PUBLISH_EVERY: u64 = 64;
 /// Messages handled per wake-up before the loop sends again.
 const MAX_BATCH: usize = 256;
 /// Read buffer per connection: small, so ten thousand idle connections stay cheap.
-const READ_BUFFER: usize = 8 * 1024;
+const READ_BUFFER: usize = 2 * 1024;
 /// Connect mode: how long a Close may wait for the server's echo before the next connect.
 /// RFC 6455 requires the echo; a server that never sends it is counted (`close_not_echoed`),
 /// and the wait is left out of the connect rate.
@@ -86,7 +86,7 @@ pub async fn run_connection(shared: Arc<Shared>, index: usize) {
     let ramp_offset = plan.ramp_up.mul_f64(index as f64 / plan.connections as f64);
     tokio::time::sleep_until(shared.started + ramp_offset).await;
     if plan.mode == Mode::Connect {
-        return connect_storm(&shared).await;
+        return Box::pin(connect_storm(&shared)).await;
     }
     let counters = &shared.recorder.counters;
     let mut options = ConnectOptions::new(plan.url.clone(), plan.connect_timeout);
@@ -116,7 +116,9 @@ pub async fn run_connection(shared: Arc<Shared>, index: usize) {
         first = false;
         let started = Instant::now();
         Recorder::add(&counters.connect_attempts, 1);
-        let connected = tokio::time::timeout_at(shared.deadline, Session::connect(&options)).await;
+        // Boxed, here and below: an idle connection's task keeps only the state of the step it
+        // is in, not room for the largest step (ten thousand of them add up).
+        let connected = tokio::time::timeout_at(shared.deadline, Box::pin(Session::connect(&options))).await;
         let session = match connected {
             Err(_) => {
                 Recorder::add(&counters.handshake_pending_at_end, 1);
@@ -141,8 +143,8 @@ pub async fn run_connection(shared: Arc<Shared>, index: usize) {
         let mut ws = session.into_stream();
         Recorder::add(&counters.connections_up, 1);
         let end = match plan.mode {
-            Mode::Ping => ping_loop(&shared, index, &mut ws, &mut tally, &mut next_send).await,
-            Mode::Push => push_loop(&shared, &mut ws, &mut tally).await,
+            Mode::Ping => Box::pin(ping_loop(&shared, index, &mut ws, &mut tally, &mut next_send)).await,
+            Mode::Push => Box::pin(push_loop(&shared, &mut ws, &mut tally)).await,
             Mode::Connect => unreachable!("handled above"),
         };
         counters.connections_up.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
@@ -471,7 +473,7 @@ async fn estimate_clock_offset(shared: &Shared, ws: &mut Stream, tally: &mut Tal
 async fn push_loop(shared: &Shared, ws: &mut Stream, tally: &mut Tally) -> End {
     let offset = match shared.plan.clock_offset {
         ClockOffset::Fixed(ms) => i128::from(ms) * 1000,
-        ClockOffset::Estimate => match estimate_clock_offset(shared, ws, tally).await {
+        ClockOffset::Estimate => match Box::pin(estimate_clock_offset(shared, ws, tally)).await {
             Ok(offset) => offset,
             Err(OffsetFailure::Ended(end)) => return end,
             Err(OffsetFailure::Unusable(reason)) => {
@@ -585,5 +587,50 @@ async fn close_and_await_echo(shared: &Shared, ws: &mut Stream) {
             shared.recorder.error("close_not_echoed");
             Recorder::add(&shared.recorder.counters.close_wait_unechoed_us, waiting.elapsed().as_micros() as u64);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every connection's task holds this future for the whole run; 10,000 idle connections
+    /// must fit in 100 MB (README, Performance), so the connect and the mode loops are boxed
+    /// rather than inlined. Un-boxing them shows up here first.
+    #[test]
+    fn a_connection_task_stays_small() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let plan = LoadPlan {
+                url: "ws://127.0.0.1:9/ws".into(),
+                profile: crate::profile::Profile::Core,
+                mode: Mode::Push,
+                connections: 1,
+                duration: Duration::from_secs(1),
+                ramp_up: Duration::ZERO,
+                rate: None,
+                in_flight: 1,
+                validation: "all".parse().unwrap(),
+                reply_timeout: Duration::from_secs(1),
+                connect_timeout: Duration::from_secs(1),
+                max_message_bytes: 1 << 20,
+                clock_offset: "0".parse().unwrap(),
+                max_connect_failure_rate: 0.01,
+            };
+            let shared = Arc::new(Shared {
+                plan,
+                recorder: Recorder::new(),
+                catalog: Arc::new(Catalog::embedded().unwrap()),
+                set: MessageSet::Core,
+                other_set: MessageSet::Ai,
+                started: tokio::time::Instant::now(),
+                deadline: tokio::time::Instant::now(),
+                schedule: None,
+                wakers: Vec::new(),
+            });
+            let task = run_connection(shared, 0);
+            let size = std::mem::size_of_val(&task);
+            assert!(size <= 2048, "the connection future is {size} bytes");
+        });
     }
 }
