@@ -165,7 +165,11 @@ impl<R: BufRead> MessageReader<R> {
             let mut depth = Depth::default();
             depth.feed(trimmed);
             if depth.closed() || parses(trimmed) {
-                return Ok(Some(RawMessage { line: start, text: utf8(trimmed.to_vec()) }));
+                // Hand the line's own buffer over, trimmed in place, rather than copy it.
+                let (from, to) = trimmed_range(&line_bytes);
+                line_bytes.truncate(to);
+                line_bytes.drain(..from);
+                return Ok(Some(RawMessage { line: start, text: utf8(std::mem::take(&mut line_bytes)) }));
             }
             // A multi-line document (or a broken line).
             let mut document = trimmed.to_vec();
@@ -305,9 +309,15 @@ fn utf8(bytes: Vec<u8>) -> Result<String, String> {
 }
 
 fn trim(bytes: &[u8]) -> &[u8] {
+    let (start, end) = trimmed_range(bytes);
+    &bytes[start..end]
+}
+
+/// Where `bytes` starts and ends without its surrounding whitespace.
+fn trimmed_range(bytes: &[u8]) -> (usize, usize) {
     let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
     let end = bytes.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
-    &bytes[start..end]
+    (start, end)
 }
 
 fn parses(bytes: &[u8]) -> bool {
@@ -324,14 +334,26 @@ struct Depth {
 }
 
 impl Depth {
-    fn feed(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
+    fn feed(&mut self, mut bytes: &[u8]) {
+        while let Some((&byte, rest)) = bytes.split_first() {
             if self.in_string {
-                match (self.escaped, byte) {
-                    (true, _) => self.escaped = false,
-                    (false, b'\\') => self.escaped = true,
-                    (false, b'"') => self.in_string = false,
-                    _ => {}
+                if self.escaped {
+                    self.escaped = false;
+                    bytes = rest;
+                    continue;
+                }
+                // Most of a message's bytes are inside strings: jump to the next quote or
+                // backslash instead of looking at every byte.
+                match memchr::memchr2(b'"', b'\\', bytes) {
+                    None => return,
+                    Some(at) => {
+                        if bytes[at] == b'\\' {
+                            self.escaped = true;
+                        } else {
+                            self.in_string = false;
+                        }
+                        bytes = &bytes[at + 1..];
+                    }
                 }
                 continue;
             }
@@ -344,6 +366,7 @@ impl Depth {
                 b']' | b'}' => self.depth -= 1,
                 _ => {}
             }
+            bytes = rest;
         }
     }
 
