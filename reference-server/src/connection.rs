@@ -71,7 +71,7 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let observed = std::sync::atomic::AtomicBool::new(false);
     let ended = || {
         if observed.load(Ordering::Relaxed) {
-            shared.observe(attempt, Instant::now(), || EventKind::Ended);
+            shared.observe(attempt, || EventKind::Ended);
         }
     };
     let _ = stream.set_nodelay(true);
@@ -108,9 +108,9 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             client_key = name.clone();
         }
         observed.store(true, Ordering::Relaxed);
-        shared.observe(attempt, accepted_at, || EventKind::Attempt { peer, client: name });
+        shared.observe_at(attempt, accepted_at, || EventKind::Attempt { peer, client: name });
         let refuse = |status: StatusCode, body: &str| {
-            shared.observe(attempt, Instant::now(), || EventKind::Refused {
+            shared.observe(attempt, || EventKind::Refused {
                 status: status.as_u16(),
                 reason: body.trim_end().to_string(),
             });
@@ -162,7 +162,7 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             return handshake_failed(&shared, peer, None);
         }
     };
-    shared.observe(attempt, Instant::now(), || EventKind::Opened);
+    shared.observe(attempt, || EventKind::Opened);
     let opened_at = tokio::time::Instant::now();
     let planned = config.client_faults.for_connection(shared.since_start());
     // The client faults still to come for this connection, soonest last.
@@ -176,6 +176,7 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     .collect();
     fault_timers.sort_by_key(|t| std::cmp::Reverse(t.0));
     let mut dropped_by_fault = false;
+    let outages_planned = !config.client_faults.outages().is_empty();
 
     let id = shared.next_client.fetch_add(1, Ordering::Relaxed) + 1;
     let client_id = format!("client_{id:06}");
@@ -214,7 +215,7 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                     Outgoing::Binary(bytes) => (Message::Binary(bytes), false),
                     Outgoing::Close(frame) => {
                         let code = u16::from(frame.code);
-                        writer_shared.observe(attempt, Instant::now(), || EventKind::ServerClosed { code });
+                        writer_shared.observe(attempt, || EventKind::ServerClosed { code });
                         (Message::Close(Some(frame)), true)
                     }
                 };
@@ -281,11 +282,13 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         };
         let next = tokio::select! {
             biased;
-            _ = client.killed.notified() => {
+            // Only an outage rings this; without client faults the branch is never polled, so
+            // the reader does not register with the Notify on every frame.
+            _ = client.killed.notified(), if outages_planned => {
                 dropped_by_fault = true;
                 break;
             }
-            _ = fault_due => {
+            _ = fault_due, if next_fault.is_some() => {
                 fault_timers.pop();
                 match next_fault.map(|(_, action)| action) {
                     Some(FaultAction::Drop) => {
@@ -393,7 +396,7 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     shared.hub.remove(id);
     writer.abort();
     if dropped_by_fault {
-        shared.observe(attempt, Instant::now(), || EventKind::ServerDropped);
+        shared.observe(attempt, || EventKind::ServerDropped);
     }
     // Both halves go now, so the TCP connection is closed before the observer hears of the end.
     drop(writer);
@@ -476,9 +479,9 @@ impl Session<'_> {
     fn pong(&mut self) {
         let config = &self.shared.config;
         if self.client.stalled.load(Ordering::Acquire)
-            || config.client_faults.withholds_pongs(self.shared.since_start())
+            || (!config.client_faults.is_empty() && config.client_faults.withholds_pongs(self.shared.since_start()))
         {
-            self.shared.observe(self.attempt, Instant::now(), || EventKind::PongWithheld);
+            self.shared.observe(self.attempt, || EventKind::PongWithheld);
             return;
         }
         if config.has(Fault::MalformedPong) {
@@ -556,7 +559,7 @@ impl Session<'_> {
     fn on_message(&mut self, message: Message) -> bool {
         let is_data = matches!(message, Message::Text(_) | Message::Binary(_));
         if is_data {
-            self.shared.observe(self.attempt, Instant::now(), || EventKind::Received {
+            self.shared.observe(self.attempt, || EventKind::Received {
                 text: match &message {
                     Message::Text(text) => Some(text.as_str().to_string()),
                     _ => None,
@@ -594,7 +597,7 @@ impl Session<'_> {
             }
             Message::Close(frame) => {
                 let code = frame.as_ref().map(|f| u16::from(f.code));
-                self.shared.observe(self.attempt, Instant::now(), || EventKind::ClientClosed { code });
+                self.shared.observe(self.attempt, || EventKind::ClientClosed { code });
                 info!(peer = %self.peer, ?code, "client closed");
                 return false;
             }
