@@ -41,6 +41,11 @@ fn is_ours(script: &str) -> bool {
     !script.contains("cargo install") && !script.contains("start-server")
 }
 
+/// A YAML mapping of strings (`env:`, `variables:`), as environment variables.
+fn string_map(mapping: &Value) -> BTreeMap<String, String> {
+    mapping.as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect()
+}
+
 struct Ran {
     code: i32,
     output: String,
@@ -77,8 +82,7 @@ fn workdir(name: &str) -> PathBuf {
 async fn github(server: &BackgroundServer, secret: &str, dir: &str, steps: usize) -> Vec<Ran> {
     let workflow = template("github-actions.yml");
     let job = &workflow["jobs"]["conformance"];
-    let mut env: BTreeMap<String, String> =
-        job["env"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect();
+    let mut env = string_map(&job["env"]);
     assert_eq!(env.get("WSPROBE_JWT_SECRET").map(String::as_str), Some("${{ secrets.WS_JWT_SECRET }}"));
     env.insert("WS_URL".into(), server.url().to_string());
     env.insert("WSPROBE_JWT_SECRET".into(), secret.into());
@@ -101,12 +105,7 @@ async fn gitlab(server: &BackgroundServer, dir: &str) -> Ran {
         job["script"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).filter(|l| is_ours(l)).collect();
     assert!(lines.iter().any(|l| l.starts_with("wsprobe run")) && lines.iter().any(|l| l.starts_with("wsprobe load")));
     assert_eq!(job["artifacts"]["reports"]["junit"], "wsprobe-junit.xml");
-    let mut env: BTreeMap<String, String> = job["variables"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-        .collect();
+    let mut env = string_map(&job["variables"]);
     env.insert("WS_URL".into(), server.url().to_string());
     env.insert("WSPROBE_JWT_SECRET".into(), SECRET.into());
     run_script(lines.join("\n"), env, workdir(dir)).await

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use reference_server::observe::{AttemptId, Event, EventKind, Observer};
 use serde_json::Value;
 
-use super::timing::{Timing, RATE_LIMIT};
+use super::timing::Timing;
 use crate::profile::MessageSet;
 use crate::schema::Catalog;
 
@@ -35,7 +35,9 @@ pub struct Connection {
     pub messages: u64,
     /// The most messages in any one rate window, and when that window ended.
     pub rate_peak: (usize, Duration),
-    /// Message times in the current rate window (emptied when the connection ends).
+    /// Message times in the current rate window (emptied when the connection ends). Not
+    /// capped, so the peak reported is the true count: past the limit the server closes the
+    /// connection, which bounds what one connection can add.
     pub(super) recent: VecDeque<Duration>,
 }
 
@@ -176,10 +178,6 @@ impl Observer for ClientRecorder {
                 c.recent.push_back(at);
                 if c.recent.len() > c.rate_peak.0 {
                     c.rate_peak = (c.recent.len(), at);
-                }
-                // Beyond the limit the server has closed the connection; the window need not grow.
-                if c.recent.len() > RATE_LIMIT + 1 {
-                    c.recent.pop_front();
                 }
                 if let Some(reason) = problem {
                     log.invalid += 1;

@@ -399,6 +399,9 @@ async fn close_schema_and_rate_rules_each_catch_their_own_offender() {
         with(&[("close.clean", "passed"), ("messages.schema", "passed"), ("rate_limit", "failed")]),
         "{report:#}"
     );
+    // The whole burst is counted, not just the first messages past the limit.
+    let rate = case(&report, "flood", "client.rate_limit");
+    assert!(rate["message"].as_str().unwrap().starts_with("120 messages within 3.000 s"), "{rate:#}");
 }
 
 #[tokio::test]
