@@ -3,6 +3,7 @@
 
 pub mod assertion;
 pub mod cpu;
+pub mod interval_log;
 pub mod pacing;
 pub mod plan;
 pub mod recorder;
