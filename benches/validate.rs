@@ -1,5 +1,5 @@
 //! Validation throughput: how many captured messages per second `wsprobe validate` checks on
-//! one core, parsing included, against a parse-only baseline run in the same process.
+//! one core, parsing included, against a `serde_json` parse-only baseline run in the same process.
 //!
 //! Then, side by side on a corpus with 5 % invalid messages: `wsprobe validate` as a whole
 //! process pinned to one core (`taskset -c 0`), against ajv (Node, draft 2020-12, the same
@@ -7,7 +7,8 @@
 //! `node` and ajv are there (`bash ci/ecosystem.sh` installs ajv into target/ecosystem-node;
 //! WSPROBE_AJV_NODE_PATH points elsewhere).
 //!
-//! `cargo bench --bench validate` (set WSPROBE_BENCH_MESSAGES to change the count).
+//! `cargo bench --bench validate` (set WSPROBE_BENCH_MESSAGES to change the count, and
+//! WSPROBE_BENCH_KEEP_CORPUS=PATH to keep the side-by-side corpus for profiling).
 
 use std::time::Instant;
 
@@ -35,9 +36,9 @@ fn main() {
     assert_eq!(validated, (count, 0), "every generated message is valid");
     let parse_rate = count as f64 / parse_secs;
     let validate_rate = count as f64 / validate_secs;
-    println!("parse only (baseline):     {:>12.0} messages/s", parse_rate);
+    println!("serde_json parse only (baseline):   {:>12.0} messages/s", parse_rate);
     println!(
-        "parse + schema validation: {:>12.0} messages/s  ({:.2}x the parse-only rate)",
+        "tape parse + schema validation:      {:>12.0} messages/s  ({:.2}x the parse-only rate)",
         validate_rate,
         validate_rate / parse_rate
     );
@@ -89,7 +90,15 @@ fn compare_with_ajv(catalog: &Catalog, count: usize) {
     let schemas = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
     let ajv =
         std::process::Command::new("node").arg(&script).arg(&schemas).arg(&path).env("NODE_PATH", &node_path).output();
-    let _ = std::fs::remove_file(&path);
+    match std::env::var_os("WSPROBE_BENCH_KEEP_CORPUS") {
+        // For profiling: `perf record wsprobe validate CORPUS` on exactly this input.
+        Some(keep) => {
+            std::fs::rename(&path, &keep).or_else(|_| std::fs::copy(&path, &keep).map(drop)).expect("keep the corpus")
+        }
+        None => {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
     match ajv {
         Ok(out) if out.status.success() => {
             let text = String::from_utf8_lossy(&out.stdout);
@@ -120,14 +129,21 @@ fn run_parse_only(text: &str) -> usize {
     n
 }
 
-/// (messages, invalid) through exactly the path `wsprobe validate` takes.
+/// (messages, invalid) through the path `wsprobe validate` takes: the tape fast path, and
+/// `serde_json` with full error collection for whatever it does not call valid.
 fn run_validate(catalog: &Catalog, text: &str) -> (usize, usize) {
     let (mut n, mut invalid) = (0, 0);
-    capture::for_each_message(text, |m| {
+    let mut tape = wsprobe::schema::tape::Tape::default();
+    for line in text.lines() {
         n += 1;
-        let valid = m.parsed.as_ref().map(|v| catalog.validate(MessageSet::Core, v).is_valid()).unwrap_or(false);
+        if tape.parse(line).is_some_and(|root| catalog.valid_type(MessageSet::Core, root).is_some()) {
+            continue;
+        }
+        let valid = serde_json::from_str::<Value>(line)
+            .map(|v| catalog.validate(MessageSet::Core, &v).is_valid())
+            .unwrap_or(false);
         invalid += usize::from(!valid);
-    });
+    }
     (n, invalid)
 }
 

@@ -263,7 +263,7 @@ impl<R: BufRead> MessageReader<R> {
                 return Ok(read_any.then_some(overflow));
             }
             read_any = true;
-            let (piece, newline) = match buffer.iter().position(|b| *b == b'\n') {
+            let (piece, newline) = match memchr::memchr(b'\n', buffer) {
                 Some(at) => (&buffer[..at], true),
                 None => (buffer, false),
             };

@@ -9,10 +9,12 @@ pub mod check;
 pub mod diff;
 mod source;
 pub mod spec_examples;
+pub mod tape;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use jsonschema::Validator;
 use serde::Serialize;
@@ -20,6 +22,7 @@ use serde_json::Value;
 
 pub use crate::profile::MessageSet;
 pub use source::SchemaSource;
+use tape::{TapeJson, TapeNode};
 
 /// Base URI under which schema files are registered, so relative `$ref`s resolve offline.
 /// `.invalid` is reserved (RFC 2606): nothing is ever fetched from it.
@@ -61,6 +64,9 @@ pub struct MessageSchema {
     /// The spec's example messages, carried in the schema's `examples` keyword.
     pub examples: Vec<Value>,
     validator: Validator,
+    /// The same schema compiled for [`tape`] instances, on first use (only `validate` needs it);
+    /// `None` when it does not compile that way, which sends every message the `serde_json` way.
+    tape_validator: OnceLock<Option<Validator<TapeJson>>>,
 }
 
 /// Every schema document, with one compiled validator per message type and set.
@@ -191,6 +197,22 @@ impl Catalog {
         MessageSet::ALL.into_iter().filter(|s| self.message(*s, message_type).is_some()).collect()
     }
 
+    /// The fast path for streams of mostly valid messages: the message's `type` when `root`
+    /// is certainly valid in `set`. `None` means "not known to be valid": the caller checks the
+    /// message with [`Catalog::validate`], which decides and explains.
+    pub fn valid_type<'t>(&self, set: MessageSet, root: TapeNode<'t>) -> Option<&'t str> {
+        let message_type = root.member("type")?.str()?;
+        let schema = self.message(set, message_type)?;
+        let validator = schema
+            .tape_validator
+            .get_or_init(|| {
+                let doc = self.documents.get(&schema.file)?;
+                compile_validator_for::<TapeJson>(&self.registry, &schema.file, doc).ok()
+            })
+            .as_ref()?;
+        validator.is_valid(root).then_some(message_type)
+    }
+
     /// Checks one message against the schema its `type` selects within `set`.
     pub fn validate(&self, set: MessageSet, message: &Value) -> Verdict {
         let envelope = |pointer: &str| format!("{}/{ENVELOPE_FILE}#{pointer}", set.dir());
@@ -269,12 +291,22 @@ fn compile_message(registry: &jsonschema::Registry<'_>, file: &str, doc: &Value)
         requirement: doc.get("x-requirement").and_then(Value::as_str).map(str::to_string),
         examples: doc.get("examples").and_then(Value::as_array).cloned().unwrap_or_default(),
         validator,
+        tape_validator: OnceLock::new(),
     })
 }
 
 /// Draft 2020-12 with `format` asserted, relative `$ref`s resolved through `registry`.
 fn compile_validator(registry: &jsonschema::Registry<'_>, file: &str, doc: &Value) -> Result<Validator, SchemaError> {
-    jsonschema::options()
+    compile_validator_for::<jsonschema::json::SerdeJson>(registry, file, doc)
+}
+
+/// [`compile_validator`] for instances in the JSON representation `F`.
+fn compile_validator_for<F: jsonschema::json::Json>(
+    registry: &jsonschema::Registry<'_>,
+    file: &str,
+    doc: &Value,
+) -> Result<Validator<F>, SchemaError> {
+    jsonschema::options_for::<F>()
         .with_draft(jsonschema::Draft::Draft202012)
         .with_base_uri(format!("{BASE_URI}{file}"))
         .with_registry(registry)

@@ -166,6 +166,27 @@ fn collect_pointers(value: &Value, here: String, into: &mut Vec<String>) {
     }
 }
 
+/// `validate`'s fast path (the tape) may only ever say "valid", and only where the
+/// `serde_json` path says so too: whatever the tape reads must read the same way there.
+fn fast_path_agrees(bytes: &[u8]) -> Result<(), TestCaseError> {
+    use jsonschema::json::Node as _;
+    let Ok(text) = std::str::from_utf8(bytes) else { return Ok(()) };
+    let mut tape = wsprobe::schema::tape::Tape::default();
+    let Some(root) = tape.parse(text) else { return Ok(()) };
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| TestCaseError::fail(format!("the tape read {text:?}, which serde_json refuses: {e}")))?;
+    prop_assert_eq!(root.to_value().into_owned(), value.clone(), "{}", text);
+    for set in MessageSet::ALL {
+        let verdict = catalog().validate(set, &value);
+        let fast = catalog().valid_type(set, root);
+        prop_assert_eq!(fast.is_some(), verdict.is_valid(), "{} as {}: {:?}", text, set, verdict.violations);
+        if let Some(message_type) = fast {
+            prop_assert_eq!(Some(message_type), verdict.message_type.as_deref());
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(config())]
 
@@ -178,6 +199,7 @@ proptest! {
                 prop_assert!(verdict.is_valid() || verdict.violations.iter().all(|v| !v.schema_path.is_empty() || !v.message.is_empty()));
             }
         }
+        fast_path_agrees(&bytes)?;
         // The capture reader on the same bytes, as JSON Lines and as an array: it ends, and
         // every message it yields has a line within the input.
         let lines = bytes.iter().filter(|b| **b == b'\n').count() + 1;
@@ -195,6 +217,8 @@ proptest! {
 
     #[test]
     fn fuzz_the_validator_on_reshaped_messages(value in reshaped_message()) {
+        fast_path_agrees(value.to_string().as_bytes())?;
+        fast_path_agrees(serde_json::to_string_pretty(&value).unwrap().as_bytes())?;
         for set in MessageSet::ALL {
             let verdict = catalog().validate(set, &value);
             if !verdict.is_valid() {
