@@ -165,20 +165,26 @@ impl Parser<'_> {
                 self.expect(b':')?;
                 self.value(depth + 1)?;
                 len += 1;
-                self.skip_whitespace();
-                match self.bytes.get(self.pos)? {
-                    b',' => self.pos += 1,
-                    b'}' => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return None,
+                if self.closes(b'}')? {
+                    break;
                 }
             }
         }
         let end = self.tape.len() as u32;
         self.tape[at] = Entry::Object { len: len as u32, end };
         Some(())
+    }
+
+    /// After a member or an element: true past the closing `close`, false past a comma.
+    fn closes(&mut self, close: u8) -> Option<bool> {
+        self.skip_whitespace();
+        let byte = *self.bytes.get(self.pos)?;
+        self.pos += 1;
+        match byte {
+            b',' => Some(false),
+            _ if byte == close => Some(true),
+            _ => None,
+        }
     }
 
     fn key_bytes(&self, (start, end, unescaped): (u32, u32, bool)) -> &[u8] {
@@ -198,14 +204,8 @@ impl Parser<'_> {
             loop {
                 self.value(depth + 1)?;
                 len += 1;
-                self.skip_whitespace();
-                match self.bytes.get(self.pos)? {
-                    b',' => self.pos += 1,
-                    b']' => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return None,
+                if self.closes(b']')? {
+                    break;
                 }
             }
         }
