@@ -6,6 +6,7 @@
 //! large capture.
 
 use std::io::{self, BufRead};
+use std::ops::Range;
 
 use serde_json::Value;
 
@@ -22,6 +23,10 @@ pub struct RawMessage {
     pub text: Result<String, String>,
 }
 
+/// A message read into a shared buffer: its line, and its text's range in the buffer or why it
+/// has no text.
+pub type ArenaMessage = (usize, Result<Range<usize>, String>);
+
 /// One message as read from a capture.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Captured {
@@ -33,16 +38,21 @@ pub struct Captured {
 
 impl RawMessage {
     pub fn parse(&self) -> Captured {
-        match &self.text {
-            Err(reason) => Captured { line: self.line, parsed: Err(reason.clone()) },
-            Ok(text) => match serde_json::from_str::<Value>(text) {
-                Ok(value) => Captured { line: self.line, parsed: Ok(value) },
-                Err(error) => Captured {
-                    line: self.line + error.line().saturating_sub(1),
-                    parsed: Err(format!("not valid JSON: {error}")),
-                },
+        parse(self.line, self.text.as_deref().map_err(String::as_str))
+    }
+}
+
+/// Parses the message that starts on `line`, or passes on why it has no text.
+pub fn parse(line: usize, text: Result<&str, &str>) -> Captured {
+    match text {
+        Err(reason) => Captured { line, parsed: Err(reason.to_string()) },
+        Ok(text) => match serde_json::from_str::<Value>(text) {
+            Ok(value) => Captured { line, parsed: Ok(value) },
+            Err(error) => Captured {
+                line: line + error.line().saturating_sub(1),
+                parsed: Err(format!("not valid JSON: {error}")),
             },
-        }
+        },
     }
 }
 
@@ -75,15 +85,57 @@ pub struct MessageReader<R> {
     line: usize,
     /// A line read ahead and put back.
     pending: Option<Vec<u8>>,
+    /// The current line, reused from line to line so that JSON Lines cost no allocation each.
+    scratch: Vec<u8>,
+}
+
+/// What the line reader found: a message that is the trimmed current line (in `scratch`, not
+/// yet copied anywhere), or one assembled elsewhere.
+enum Next {
+    Line { line: usize, from: usize, to: usize },
+    Message(RawMessage),
 }
 
 impl<R: BufRead> MessageReader<R> {
     pub fn new(input: R, max_bytes: usize) -> MessageReader<R> {
-        MessageReader { input, max_bytes, layout: Layout::Unknown, line: 1, pending: None }
+        MessageReader { input, max_bytes, layout: Layout::Unknown, line: 1, pending: None, scratch: Vec::new() }
     }
 
     /// The next message, or `None` at the end of the input.
     pub fn next_message(&mut self) -> io::Result<Option<RawMessage>> {
+        Ok(match self.next()? {
+            None => None,
+            Some(Next::Line { line, from, to }) => {
+                Some(RawMessage { line, text: utf8(self.scratch[from..to].to_vec()) })
+            }
+            Some(Next::Message(message)) => Some(message),
+        })
+    }
+
+    /// The next message with its text appended to `arena`: its line, and the text's range in
+    /// `arena` or why there is no text. A batch of messages then lives in one buffer.
+    pub fn next_message_into(&mut self, arena: &mut String) -> io::Result<Option<ArenaMessage>> {
+        let (line, text) = match self.next()? {
+            None => return Ok(None),
+            Some(Next::Line { line, from, to }) => (line, utf8_str(&self.scratch[from..to])),
+            Some(Next::Message(RawMessage { line, text: Ok(text) })) => {
+                let start = arena.len();
+                arena.push_str(&text);
+                return Ok(Some((line, Ok(start..arena.len()))));
+            }
+            Some(Next::Message(RawMessage { line, text: Err(reason) })) => return Ok(Some((line, Err(reason)))),
+        };
+        Ok(Some((
+            line,
+            text.map(|text| {
+                let start = arena.len();
+                arena.push_str(text);
+                start..arena.len()
+            }),
+        )))
+    }
+
+    fn next(&mut self) -> io::Result<Option<Next>> {
         loop {
             match self.layout {
                 Layout::Unknown => match self.skip_whitespace()? {
@@ -98,17 +150,17 @@ impl<R: BufRead> MessageReader<R> {
                 Layout::Array => match self.skip_whitespace()? {
                     None => {
                         self.layout = Layout::AfterArray;
-                        return Ok(Some(RawMessage {
+                        return Ok(Some(Next::Message(RawMessage {
                             line: self.line,
                             text: Err("not valid JSON: the top-level array is not closed".into()),
-                        }));
+                        })));
                     }
                     Some(b',') => self.input.consume(1),
                     Some(b']') => {
                         self.input.consume(1);
                         self.layout = Layout::AfterArray;
                     }
-                    Some(_) => return self.next_array_element().map(Some),
+                    Some(_) => return self.next_array_element().map(|m| Some(Next::Message(m))),
                 },
                 Layout::AfterArray => {
                     return match self.skip_whitespace()? {
@@ -150,51 +202,55 @@ impl<R: BufRead> MessageReader<R> {
     /// A line holding a whole value is one message. A line that leaves a bracket open starts a
     /// multi-line document, which runs until its brackets close; but a later line that is a
     /// whole object on its own means the open line was a broken message of its own.
-    fn next_line_message(&mut self) -> io::Result<Option<RawMessage>> {
-        let mut line_bytes = Vec::new();
+    fn next_line_message(&mut self) -> io::Result<Option<Next>> {
+        let mut line_bytes = std::mem::take(&mut self.scratch);
+        let next = self.next_line_message_in(&mut line_bytes);
+        self.scratch = line_bytes;
+        next
+    }
+
+    fn next_line_message_in(&mut self, line_bytes: &mut Vec<u8>) -> io::Result<Option<Next>> {
+        let message = |m| Ok(Some(Next::Message(m)));
         loop {
             let start = self.line;
-            let Some(overflow) = self.read_line_capped(&mut line_bytes)? else { return Ok(None) };
+            let Some(overflow) = self.read_line_capped(line_bytes)? else { return Ok(None) };
             if overflow {
-                return Ok(Some(too_large(start, self.max_bytes)));
+                return message(too_large(start, self.max_bytes));
             }
-            let trimmed = trim(&line_bytes);
+            let trimmed = trim(line_bytes);
             if trimmed.is_empty() {
                 continue;
             }
             let mut depth = Depth::default();
             depth.feed(trimmed);
             if depth.closed() || parses(trimmed) {
-                // Hand the line's own buffer over, trimmed in place, rather than copy it.
-                let (from, to) = trimmed_range(&line_bytes);
-                line_bytes.truncate(to);
-                line_bytes.drain(..from);
-                return Ok(Some(RawMessage { line: start, text: utf8(std::mem::take(&mut line_bytes)) }));
+                let (from, to) = trimmed_range(line_bytes);
+                return Ok(Some(Next::Line { line: start, from, to }));
             }
             // A multi-line document (or a broken line).
             let mut document = trimmed.to_vec();
             document.push(b'\n');
             loop {
                 let before = self.line;
-                let Some(overflow) = self.read_line_capped(&mut line_bytes)? else {
-                    return Ok(Some(RawMessage { line: start, text: utf8(document) }));
+                let Some(overflow) = self.read_line_capped(line_bytes)? else {
+                    return message(RawMessage { line: start, text: utf8(document) });
                 };
-                let next = trim(&line_bytes);
+                let next = trim(line_bytes);
                 if overflow || document.len() + next.len() > self.max_bytes {
                     // Skip to the document's end is not knowable; report it as too large.
-                    return Ok(Some(too_large(start, self.max_bytes)));
+                    return message(too_large(start, self.max_bytes));
                 }
                 if next.starts_with(b"{") && parses(next) {
                     // The open line was a broken message; this line is the next one. Hand the
                     // broken one back now and keep this line for the next call.
                     self.pending_line(before, next.to_vec());
-                    return Ok(Some(RawMessage { line: start, text: utf8(document) }));
+                    return message(RawMessage { line: start, text: utf8(document) });
                 }
                 depth.feed(next);
                 document.extend_from_slice(next);
                 document.push(b'\n');
                 if depth.closed() {
-                    return Ok(Some(RawMessage { line: start, text: utf8(document) }));
+                    return message(RawMessage { line: start, text: utf8(document) });
                 }
             }
         }
@@ -300,12 +356,15 @@ fn too_large(line: usize, max: usize) -> RawMessage {
 }
 
 fn utf8(bytes: Vec<u8>) -> Result<String, String> {
-    String::from_utf8(bytes).map_err(|e| {
-        format!(
-            "not UTF-8 text (invalid byte at offset {}); captures must be JSON in UTF-8",
-            e.utf8_error().valid_up_to()
-        )
-    })
+    String::from_utf8(bytes).map_err(|e| not_utf8(e.utf8_error()))
+}
+
+fn utf8_str(bytes: &[u8]) -> Result<&str, String> {
+    std::str::from_utf8(bytes).map_err(not_utf8)
+}
+
+fn not_utf8(error: std::str::Utf8Error) -> String {
+    format!("not UTF-8 text (invalid byte at offset {}); captures must be JSON in UTF-8", error.valid_up_to())
 }
 
 fn trim(bytes: &[u8]) -> &[u8] {

@@ -9,7 +9,7 @@ use std::io::{BufRead, Write};
 
 use anyhow::{bail, Context};
 
-use crate::capture::{Captured, MessageReader, RawMessage};
+use crate::capture::{self, ArenaMessage, Captured, MessageReader};
 use crate::cli::{ReportFormat, ValidateArgs};
 use crate::exit;
 use crate::profile::MessageSet;
@@ -69,23 +69,29 @@ pub fn run(catalog: &Catalog, args: &ValidateArgs, out: impl Write) -> anyhow::R
     Ok(if totals.invalid == 0 { exit::SUCCESS } else { exit::FAILURES })
 }
 
+/// Messages read from one stretch of the input, their text in one buffer.
+#[derive(Default)]
+struct Batch {
+    text: String,
+    /// Each message's line, and its text's range in `text` or why it has none.
+    messages: Vec<ArenaMessage>,
+}
+
 /// Up to `threads` batches of about [`BATCH_BYTES`] each; empty at the end of the input.
-fn read_wave<R: BufRead>(
-    reader: &mut MessageReader<R>,
-    threads: usize,
-    file: &str,
-) -> anyhow::Result<Vec<Vec<RawMessage>>> {
+fn read_wave<R: BufRead>(reader: &mut MessageReader<R>, threads: usize, file: &str) -> anyhow::Result<Vec<Batch>> {
     let mut wave = Vec::with_capacity(threads);
     for _ in 0..threads.max(1) {
-        let (mut batch, mut bytes) = (Vec::new(), 0);
-        while bytes < BATCH_BYTES {
-            let Some(message) = reader.next_message().with_context(|| format!("cannot read {file}"))? else {
+        let mut batch = Batch { text: String::with_capacity(BATCH_BYTES + (64 << 10)), messages: Vec::new() };
+        // Messages without text (too large, not UTF-8) count too, so a batch stays bounded.
+        while batch.text.len() + batch.messages.len() * 64 < BATCH_BYTES {
+            let Some(message) =
+                reader.next_message_into(&mut batch.text).with_context(|| format!("cannot read {file}"))?
+            else {
                 break;
             };
-            bytes += message.text.as_ref().map_or(64, String::len);
-            batch.push(message);
+            batch.messages.push(message);
         }
-        if batch.is_empty() {
+        if batch.messages.is_empty() {
             break;
         }
         wave.push(batch);
@@ -103,25 +109,26 @@ fn check_batch(
     set: MessageSet,
     format: ReportFormat,
     file: &str,
-    batch: &[RawMessage],
+    batch: &Batch,
 ) -> std::io::Result<(Vec<u8>, Totals)> {
-    let mut buffer = Vec::with_capacity(batch.len() * 96);
+    let mut buffer = Vec::with_capacity(batch.messages.len() * 96);
     let mut reporter = reporter(format, &mut buffer);
     let mut totals = Totals::default();
     let mut tape = Tape::default();
-    for raw in batch {
-        if let Ok(text) = &raw.text {
+    for (line, range) in &batch.messages {
+        let text = range.as_ref().map(|range| &batch.text[range.clone()]).map_err(String::as_str);
+        if let Ok(text) = text {
             if let Some(root) = tape.parse(text) {
                 if let Some(message_type) = catalog.valid_type(set, root) {
                     totals.valid += 1;
                     let outcome =
-                        MessageOutcome { file, line: raw.line, message_type: Some(message_type), violations: &[] };
+                        MessageOutcome { file, line: *line, message_type: Some(message_type), violations: &[] };
                     reporter.message(&outcome)?;
                     continue;
                 }
             }
         }
-        check_captured(catalog, set, file, raw.parse(), &mut *reporter, &mut totals)?;
+        check_captured(catalog, set, file, capture::parse(*line, text), &mut *reporter, &mut totals)?;
     }
     drop(reporter);
     Ok((buffer, totals))

@@ -21,7 +21,7 @@ use serde_json::{Number, Value};
 /// Deeper documents go the `serde_json` way (its own limit is 128).
 const MAX_DEPTH: usize = 64;
 /// Objects with more members go the `serde_json` way: duplicate keys are checked pairwise.
-const MAX_MEMBERS_CHECKED: usize = 32;
+const MAX_MEMBERS_CHECKED: usize = 256;
 
 /// The representation's marker type for jsonschema.
 pub struct TapeJson;
@@ -55,6 +55,8 @@ enum Entry {
 pub struct Tape {
     unescaped: String,
     entries: Vec<Entry>,
+    /// The keys of the objects being parsed, for the duplicate check: (signature, key entry).
+    keys: Vec<(u32, Entry)>,
 }
 
 impl Tape {
@@ -63,11 +65,17 @@ impl Tape {
     pub fn parse<'a>(&'a mut self, text: &'a str) -> Option<TapeNode<'a>> {
         self.unescaped.clear();
         self.entries.clear();
+        self.keys.clear();
         if text.len() >= u32::MAX as usize {
             return None;
         }
-        let mut parser =
-            Parser { bytes: text.as_bytes(), pos: 0, tape: &mut self.entries, unescaped: &mut self.unescaped };
+        let mut parser = Parser {
+            bytes: text.as_bytes(),
+            pos: 0,
+            tape: &mut self.entries,
+            unescaped: &mut self.unescaped,
+            keys: &mut self.keys,
+        };
         parser.document()?;
         Some(TapeNode { text, tape: self, index: 0 })
     }
@@ -84,6 +92,7 @@ struct Parser<'t> {
     bytes: &'t [u8],
     pos: usize,
     tape: &'t mut Vec<Entry>,
+    keys: &'t mut Vec<(u32, Entry)>,
     unescaped: &'t mut String,
 }
 
@@ -142,7 +151,7 @@ impl Parser<'_> {
         // `serde_json` keeps the last of duplicate keys; rather than imitate that, objects with
         // duplicates (or too many members to check cheaply) go its way. Keys are compared only
         // when their length and first and last bytes agree.
-        let mut keys: [(u32, (u32, u32, bool)); MAX_MEMBERS_CHECKED] = [(0, (0, 0, false)); MAX_MEMBERS_CHECKED];
+        let first_key = self.keys.len();
         if self.bytes.get(self.pos) == Some(&b'}') {
             self.pos += 1;
         } else {
@@ -151,17 +160,19 @@ impl Parser<'_> {
                 if self.bytes.get(self.pos) != Some(&b'"') || len == MAX_MEMBERS_CHECKED {
                     return None;
                 }
-                let Entry::String { start, end, unescaped } = self.string()? else { return None };
-                let key = (start, end, unescaped);
-                let bytes = self.key_bytes(key);
+                let key = self.string()?;
+                let bytes = self.key_bytes(&key);
                 let signature = (bytes.len() as u32) << 16
                     | u32::from(bytes.first().copied().unwrap_or(0)) << 8
                     | u32::from(bytes.last().copied().unwrap_or(0));
-                if keys[..len].iter().any(|&(seen, other)| seen == signature && self.key_bytes(other) == bytes) {
+                if self.keys[first_key..]
+                    .iter()
+                    .any(|(seen, other)| *seen == signature && self.key_bytes(other) == bytes)
+                {
                     return None;
                 }
-                keys[len] = (signature, key);
-                self.tape.push(Entry::String { start, end, unescaped });
+                self.keys.push((signature, key.clone()));
+                self.tape.push(key);
                 self.expect(b':')?;
                 self.value(depth + 1)?;
                 len += 1;
@@ -170,6 +181,7 @@ impl Parser<'_> {
                 }
             }
         }
+        self.keys.truncate(first_key);
         let end = self.tape.len() as u32;
         self.tape[at] = Entry::Object { len: len as u32, end };
         Some(())
@@ -187,9 +199,14 @@ impl Parser<'_> {
         }
     }
 
-    fn key_bytes(&self, (start, end, unescaped): (u32, u32, bool)) -> &[u8] {
-        let source = if unescaped { self.unescaped.as_bytes() } else { self.bytes };
-        &source[start as usize..end as usize]
+    fn key_bytes(&self, key: &Entry) -> &[u8] {
+        match *key {
+            Entry::String { start, end, unescaped } => {
+                let source = if unescaped { self.unescaped.as_bytes() } else { self.bytes };
+                &source[start as usize..end as usize]
+            }
+            _ => &[],
+        }
     }
 
     fn array(&mut self, depth: usize) -> Option<()> {
@@ -693,7 +710,10 @@ mod tests {
     #[test]
     fn anything_doubtful_is_left_to_serde_json() {
         let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 2), "]".repeat(MAX_DEPTH + 2));
-        let wide = format!("{{{}}}", (0..40).map(|i| format!("\"k{i}\":{i}")).collect::<Vec<_>>().join(","));
+        let wide = format!(
+            "{{{}}}",
+            (0..MAX_MEMBERS_CHECKED + 1).map(|i| format!("\"k{i}\":{i}")).collect::<Vec<_>>().join(",")
+        );
         for text in [
             "",
             "{",
