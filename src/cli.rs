@@ -64,6 +64,11 @@ pub enum Command {
         after_help = "Examples:\n  wsprobe load --connections 100 --duration 30s --assert 'p99<5ms'\n  wsprobe load --url ws://127.0.0.1:8080/ws --connections 50 --rate 40 --json - > load.json"
     )]
     Load(LoadArgs),
+    /// Merge the --json summaries and --hdr-log interval logs of load shards into one result.
+    #[command(
+        after_help = "Example: two shards started together, then one result:\n  wsprobe load --url ws://10.0.0.5:8080/ws --connections 2000 --shard 1/2 --start-at 2026-11-26T18:00:00Z --json s1.json --hdr-log s1.hlog\n  wsprobe load --url ws://10.0.0.5:8080/ws --connections 2000 --shard 2/2 --start-at 2026-11-26T18:00:00Z --json s2.json --hdr-log s2.hlog\n  wsprobe merge s1.json s2.json s1.hlog s2.hlog --json merged.json --hdr-log merged.hlog --assert 'p99<5ms'"
+    )]
+    Merge(MergeArgs),
     /// List, show and self-check the message schemas.
     #[command(after_help = "Example:\n  wsprobe schemas check && wsprobe schemas list")]
     Schemas {
@@ -345,12 +350,39 @@ pub struct LoadArgs {
     /// Threads for the bundled server.
     #[arg(long, default_value_t = 1)]
     pub server_threads: usize,
+    /// Run shard I of N (1-based): this process's share of --connections and --rate, against
+    /// one server (--url). Merge the shards' --json and --hdr-log files with `wsprobe merge`.
+    #[arg(long, value_name = "I/N", requires = "url")]
+    pub shard: Option<crate::load::shard::Shard>,
+    /// Start at this wall-clock time (RFC 3339, at most 1 h ahead), so that shards begin together.
+    #[arg(long, value_name = "RFC3339", value_parser = start_at)]
+    pub start_at: Option<std::time::SystemTime>,
     /// The bundled server's simulation tick (more push traffic when shorter).
     #[arg(long, default_value = "1s", value_parser = duration_arg)]
     pub server_tick: std::time::Duration,
 }
 
 /// `-` as an output path means standard output, for every output flag.
+#[derive(Debug, clap::Args)]
+pub struct MergeArgs {
+    /// The shards' --json summaries and --hdr-log interval logs, in any order.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Write the merged summary as JSON ("-" for standard output).
+    #[arg(long, value_name = "FILE|-")]
+    pub json: Option<PathBuf>,
+    /// Write the merged HdrHistogram interval log ("-" for standard output).
+    #[arg(long, value_name = "FILE|-")]
+    pub hdr_log: Option<PathBuf>,
+    /// Check the merged result, as `wsprobe load --assert` does (repeatable).
+    #[arg(long = "assert", value_name = "EXPR")]
+    pub assertions: Vec<crate::load::assertion::Assertion>,
+}
+
+fn start_at(text: &str) -> Result<std::time::SystemTime, String> {
+    crate::load::shard::parse_rfc3339(text)
+}
+
 pub fn is_stdout(path: &std::path::Path) -> bool {
     path.as_os_str() == "-"
 }

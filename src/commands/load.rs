@@ -34,6 +34,10 @@ pub fn run(catalog: Catalog, args: &LoadArgs) -> anyhow::Result<u8> {
         clock_offset: args.clock_offset,
         max_connect_failure_rate: args.max_connect_failures,
     };
+    if let Some(shard) = args.shard {
+        plan.connections = shard.connections(args.connections).map_err(anyhow::Error::msg)?;
+        plan.rate = args.rate.map(|rate| shard.rate(rate, args.connections)).transpose().map_err(anyhow::Error::msg)?;
+    }
     plan.check().map_err(anyhow::Error::msg)?;
     let bundled = args.url.is_none();
     raise_fd_limit(args.connections * if bundled { 2 } else { 1 } + 256)?;
@@ -67,6 +71,11 @@ pub fn run(catalog: Catalog, args: &LoadArgs) -> anyhow::Result<u8> {
         args.wait_for_server,
     ))?;
 
+    if let Some(start) = args.start_at {
+        // Checked after start-up and the server check, so every shard is ready when it comes.
+        let wait = load::shard::wait_for(start, std::time::SystemTime::now()).map_err(anyhow::Error::msg)?;
+        std::thread::sleep(wait);
+    }
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let outputs = Outputs {
         progress: !args.no_progress
@@ -76,6 +85,7 @@ pub fn run(catalog: Catalog, args: &LoadArgs) -> anyhow::Result<u8> {
         bundled_server: bundled,
         notes,
         threads,
+        shard: args.shard,
     };
     let summary = load::run(plan, Arc::new(catalog), outputs)?;
     drop(server);

@@ -2,6 +2,7 @@
 //! when nothing meaningful could be checked (bad flags, unreadable files, no target).
 
 mod load;
+mod merge;
 mod run;
 mod schemas;
 mod serve;
@@ -40,6 +41,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Load(args) => {
             drop(stdout);
             load::run(catalog, &args)
+        }
+        Command::Merge(args) => {
+            drop(stdout);
+            merge::run(&args)
         }
         Command::Run(args) => {
             drop(stdout);

@@ -89,10 +89,14 @@ impl IntervalLog {
     fn add_where(&self, keep: impl Fn(&Interval) -> bool) -> Option<Histogram<u64>> {
         let mut total: Option<Histogram<u64>> = None;
         for interval in self.intervals.iter().filter(|interval| keep(interval)) {
-            match total.as_mut() {
-                Some(total) => total.add(&interval.histogram).ok()?,
-                None => total = Some(interval.histogram.clone()),
-            }
+            let total = total.get_or_insert_with(|| {
+                let mut empty = Histogram::new_from(&interval.histogram);
+                // One interval's values may lie beyond another's range: grow, never drop.
+                empty.auto(true);
+                empty
+            });
+            // With auto-resize on, adding cannot fail.
+            let _ = total.add(&interval.histogram);
         }
         total
     }

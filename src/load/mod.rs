@@ -4,9 +4,11 @@
 pub mod assertion;
 pub mod cpu;
 pub mod interval_log;
+pub mod merge;
 pub mod pacing;
 pub mod plan;
 pub mod recorder;
+pub mod shard;
 pub mod summary;
 mod worker;
 
@@ -48,6 +50,8 @@ pub struct Outputs {
     pub bundled_server: bool,
     pub notes: Vec<String>,
     pub threads: usize,
+    /// Which part of a sharded run this is (`--shard`), for the summary and the `.hlog`.
+    pub shard: Option<shard::Shard>,
 }
 
 pub fn run(plan: LoadPlan, catalog: Arc<Catalog>, outputs: Outputs) -> Result<LoadSummary, LoadError> {
@@ -77,7 +81,12 @@ async fn drive(plan: LoadPlan, catalog: Arc<Catalog>, outputs: Outputs) -> Resul
     let mut hlog = match hlog_file.as_ref() {
         Some(_) => Some(
             IntervalLogWriterBuilder::new()
-                .add_comment(&format!("wsprobe load {} against {}; values in microseconds", plan.mode.name(), plan.url))
+                .add_comment(&format!(
+                    "wsprobe load {} against {}{}; values in microseconds",
+                    plan.mode.name(),
+                    plan.url,
+                    outputs.shard.map(|shard| format!("; shard {shard}")).unwrap_or_default()
+                ))
                 .with_start_time(wall_start)
                 .with_base_time(wall_start)
                 .with_max_value_divisor(1000.0)
@@ -225,7 +234,7 @@ fn main_metric(plan: &LoadPlan) -> Metric {
 }
 
 /// Inserts the column legend HdrHistogram's own writers put between the header and the intervals.
-fn with_legend(log: &[u8]) -> Vec<u8> {
+pub(crate) fn with_legend(log: &[u8]) -> Vec<u8> {
     const LEGEND: &[u8] =
         b"\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n";
     let mut header_end = 0;
@@ -388,6 +397,7 @@ fn summarize(
         mode: plan.mode.name(),
         target: plan.url.clone(),
         bundled_server: outputs.bundled_server,
+        shard: outputs.shard.map(|shard| shard.to_string()),
         connections: plan.connections,
         duration_s,
         loop_kind: if plan.rate.is_some() { "open" } else { "closed" },

@@ -56,6 +56,10 @@ pub struct LoadSummary {
     pub mode: &'static str,
     pub target: String,
     pub bundled_server: bool,
+    /// `I/N` when this run is one shard of a larger one (`--shard`); `connections` and the
+    /// counts are this shard's own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
     pub connections: usize,
     pub duration_s: f64,
     /// "closed" or "open" (paced at --rate).
@@ -149,9 +153,10 @@ pub fn human(summary: &LoadSummary) -> String {
     } else {
         summary.target.clone()
     };
+    let shard = summary.shard.as_ref().map(|shard| format!(" (shard {shard})")).unwrap_or_default();
     let _ = writeln!(
         out,
-        "wsprobe load: {} mode, {} loop, {} connection(s), {} in flight, {:.1} s against {target}",
+        "wsprobe load{shard}: {} mode, {} loop, {} connection(s), {} in flight, {:.1} s against {target}",
         summary.mode, summary.loop_kind, summary.connections, summary.in_flight, summary.duration_s
     );
     let unit = match summary.mode {
@@ -284,6 +289,7 @@ pub(crate) mod tests {
             mode: "ping",
             target: "ws://127.0.0.1:9/ws".into(),
             bundled_server: true,
+            shard: None,
             connections: 100,
             duration_s: 10.0,
             loop_kind: "open",

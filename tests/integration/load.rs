@@ -45,7 +45,7 @@ fn plan(url: &str, mode: Mode, connections: usize, duration: Duration) -> LoadPl
 }
 
 fn run(plan: LoadPlan, hdr_log: Option<std::path::PathBuf>) -> LoadSummary {
-    let outputs = Outputs { progress: false, hdr_log, bundled_server: false, notes: vec![], threads: 2 };
+    let outputs = Outputs { progress: false, hdr_log, bundled_server: false, notes: vec![], threads: 2, shard: None };
     load::run(plan, Arc::new(Catalog::embedded().unwrap()), outputs).expect("the run completes")
 }
 

@@ -4,6 +4,7 @@ mod fuzz;
 mod hardening;
 mod hostile;
 mod load;
+mod merge;
 mod run_broken;
 mod run_cli;
 mod schemas;
