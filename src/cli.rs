@@ -69,6 +69,11 @@ pub enum Command {
         after_help = "Example: two shards started together, then one result:\n  wsprobe load --url ws://10.0.0.5:8080/ws --connections 2000 --shard 1/2 --start-at 2026-11-26T18:00:00Z --json s1.json --hdr-log s1.hlog\n  wsprobe load --url ws://10.0.0.5:8080/ws --connections 2000 --shard 2/2 --start-at 2026-11-26T18:00:00Z --json s2.json --hdr-log s2.hlog\n  wsprobe merge s1.json s2.json s1.hlog s2.hlog --json merged.json --hdr-log merged.hlog --assert 'p99<5ms'"
     )]
     Merge(MergeArgs),
+    /// Render saved results as one self-contained HTML page: a run's JSON report, or load summaries and interval logs.
+    #[command(
+        after_help = "Examples:\n  wsprobe report wsprobe.json --html run.html                # from wsprobe run --format json\n  wsprobe report load.json load.hlog --html load.html\n  wsprobe report s1.json s2.json s1.hlog s2.hlog --html merged.html   # shards, merged"
+    )]
+    Report(ReportArgs),
     /// List, show and self-check the message schemas.
     #[command(after_help = "Example:\n  wsprobe schemas check && wsprobe schemas list")]
     Schemas {
@@ -217,6 +222,9 @@ pub struct RunArgs {
     /// Write the report here instead of standard output (`-` is standard output).
     #[arg(long, value_name = "FILE|-")]
     pub output: Option<PathBuf>,
+    /// Also write a self-contained HTML report: the verdict table, each failure's transcript folded under it.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Hide the live progress line.
     #[arg(long)]
     pub no_progress: bool,
@@ -350,6 +358,9 @@ pub struct LoadArgs {
     /// Threads for the bundled server.
     #[arg(long, default_value_t = 1)]
     pub server_threads: usize,
+    /// Write a self-contained HTML report: percentile spectrum, throughput and p99 over time, errors.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Run shard I of N (1-based): this process's share of --connections and --rate, against
     /// one server (--url). Merge the shards' --json and --hdr-log files with `wsprobe merge`.
     #[arg(long, value_name = "I/N", requires = "url")]
@@ -374,9 +385,22 @@ pub struct MergeArgs {
     /// Write the merged HdrHistogram interval log ("-" for standard output).
     #[arg(long, value_name = "FILE|-")]
     pub hdr_log: Option<PathBuf>,
+    /// Write a self-contained HTML report of the merged result, one line per shard in its plots.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Check the merged result, as `wsprobe load --assert` does (repeatable).
     #[arg(long = "assert", value_name = "EXPR")]
     pub assertions: Vec<crate::load::assertion::Assertion>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// A run's JSON report, or load summaries (--json) and interval logs (--hdr-log).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Where to write the page.
+    #[arg(long, value_name = "FILE")]
+    pub html: PathBuf,
 }
 
 fn start_at(text: &str) -> Result<std::time::SystemTime, String> {

@@ -86,8 +86,19 @@ pub fn run(catalog: Catalog, args: &LoadArgs) -> anyhow::Result<u8> {
         notes,
         threads,
         shard: args.shard,
+        keep_log: args.html.is_some(),
     };
-    let summary = load::run(plan, Arc::new(catalog), outputs)?;
+    let (summary, hlog) = load::run_keeping_log(plan, Arc::new(catalog), outputs)?;
+    if let Some(path) = &args.html {
+        let log = match &hlog {
+            Some(bytes) => {
+                Some(load::interval_log::IntervalLog::parse(bytes).context("cannot read back the run's interval log")?)
+            }
+            None => None,
+        };
+        let page = crate::report::html::load_page(&summary, log.as_ref(), &[]);
+        std::fs::write(path, page).with_context(|| format!("cannot write --html {}", path.display()))?;
+    }
     drop(server);
 
     // Standard output holds one thing: the human summary, or what `--json -` or `--hdr-log -`

@@ -16,7 +16,13 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<u8> {
         bail!("--json - and --hdr-log - cannot both go to standard output; write one of them to a file");
     }
     let inputs = Inputs::read(&args.files)?;
+    let shards = if args.html.is_some() { inputs.shard_series() } else { Vec::new() };
     let merged = merge::merge(inputs)?;
+    if let Some(path) = &args.html {
+        let log = merged.log.as_ref().map(merge::MergedLog::as_interval_log);
+        let page = crate::report::html::load_page(&merged.summary, log.as_ref(), &shards);
+        std::fs::write(path, page).with_context(|| format!("cannot write --html {}", path.display()))?;
+    }
 
     let stdout_taken = args.json.iter().chain(&args.hdr_log).any(|p| crate::cli::is_stdout(p));
     let mut out: Box<dyn Write> =

@@ -3,6 +3,7 @@
 
 mod load;
 mod merge;
+mod report;
 mod run;
 mod schemas;
 mod serve;
@@ -41,6 +42,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Load(args) => {
             drop(stdout);
             load::run(catalog, &args)
+        }
+        Command::Report(args) => {
+            drop(stdout);
+            report::run(&args)
         }
         Command::Merge(args) => {
             drop(stdout);

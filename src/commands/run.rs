@@ -124,6 +124,10 @@ pub fn run(catalog: Catalog, args: &RunArgs, color: ColorChoice) -> anyhow::Resu
     drop(bundled);
 
     write_report(&report, args.format, args.output.as_deref(), color)?;
+    if let Some(path) = &args.html {
+        std::fs::write(path, crate::report::html::run_page(&report))
+            .with_context(|| format!("cannot write --html {}", path.display()))?;
+    }
     let failed = report.cases.iter().any(|c| c.status == Status::Failed);
     Ok(if failed { exit::FAILURES } else { exit::SUCCESS })
 }

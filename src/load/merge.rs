@@ -53,6 +53,20 @@ pub struct Inputs {
 }
 
 impl Inputs {
+    /// Each interval log as a plot series for the HTML report, named by its shard.
+    pub fn shard_series(&self) -> Vec<crate::report::html::ShardSeries> {
+        self.logs
+            .iter()
+            .map(|(file, log, comment)| crate::report::html::ShardSeries {
+                label: comment
+                    .as_deref()
+                    .and_then(|c| c.split("; ").find_map(|part| part.strip_prefix("shard ")))
+                    .map_or_else(|| file.clone(), |shard| format!("shard {shard}")),
+                log: log.clone(),
+            })
+            .collect()
+    }
+
     /// Reads each file as a summary (JSON) or an interval log, by its content.
     pub fn read(paths: &[PathBuf]) -> Result<Inputs, MergeError> {
         let mut inputs = Inputs::default();
@@ -105,6 +119,12 @@ pub struct MergedLog {
 }
 
 impl MergedLog {
+    /// The merged intervals as a log, for the HTML report.
+    pub fn as_interval_log(&self) -> IntervalLog {
+        let start = self.start.duration_since(UNIX_EPOCH).unwrap_or_default();
+        IntervalLog { start_time: Some(start), base_time: Some(start), intervals: self.intervals.clone() }
+    }
+
     /// The log in the format `wsprobe load --hdr-log` writes.
     pub fn to_bytes(&self) -> std::io::Result<Vec<u8>> {
         use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};

@@ -52,9 +52,20 @@ pub struct Outputs {
     pub threads: usize,
     /// Which part of a sharded run this is (`--shard`), for the summary and the `.hlog`.
     pub shard: Option<shard::Shard>,
+    /// Keep the interval log in memory even without `hdr_log` (for the HTML report).
+    pub keep_log: bool,
 }
 
 pub fn run(plan: LoadPlan, catalog: Arc<Catalog>, outputs: Outputs) -> Result<LoadSummary, LoadError> {
+    run_keeping_log(plan, catalog, outputs).map(|(summary, _)| summary)
+}
+
+/// [`run`], also returning the interval log (as `--hdr-log` writes it) when one was kept.
+pub fn run_keeping_log(
+    plan: LoadPlan,
+    catalog: Arc<Catalog>,
+    outputs: Outputs,
+) -> Result<(LoadSummary, Option<Vec<u8>>), LoadError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(outputs.threads.max(1))
         .thread_name(THREAD_NAME)
@@ -64,7 +75,11 @@ pub fn run(plan: LoadPlan, catalog: Arc<Catalog>, outputs: Outputs) -> Result<Lo
     runtime.block_on(drive(plan, catalog, outputs))
 }
 
-async fn drive(plan: LoadPlan, catalog: Arc<Catalog>, outputs: Outputs) -> Result<LoadSummary, LoadError> {
+async fn drive(
+    plan: LoadPlan,
+    catalog: Arc<Catalog>,
+    outputs: Outputs,
+) -> Result<(LoadSummary, Option<Vec<u8>>), LoadError> {
     // Create the file before the run so a bad path fails at once; the log itself is kept in
     // memory (about 1 KB a second) so the legend line can go after the header when written.
     let mut hlog_file: Option<Box<dyn Write>> = match &outputs.hdr_log {
@@ -78,8 +93,8 @@ async fn drive(plan: LoadPlan, catalog: Arc<Catalog>, outputs: Outputs) -> Resul
     let hlog_error = |source| LoadError::Hlog { path: outputs.hdr_log.clone().unwrap_or_default(), source };
     let mut serializer = V2DeflateSerializer::new();
     let wall_start = SystemTime::now();
-    let mut hlog = match hlog_file.as_ref() {
-        Some(_) => Some(
+    let mut hlog = match hlog_file.is_some() || outputs.keep_log {
+        true => Some(
             IntervalLogWriterBuilder::new()
                 .add_comment(&format!(
                     "wsprobe load {} against {}{}; values in microseconds",
@@ -93,7 +108,7 @@ async fn drive(plan: LoadPlan, catalog: Arc<Catalog>, outputs: Outputs) -> Resul
                 .begin_log_with(&mut hlog_buffer, &mut serializer)
                 .map_err(hlog_error)?,
         ),
-        None => None,
+        false => None,
     };
 
     let started = tokio::time::Instant::now();
@@ -207,9 +222,11 @@ async fn drive(plan: LoadPlan, catalog: Arc<Catalog>, outputs: Outputs) -> Resul
         bar.finish_and_clear();
     }
     let pacer = pacer.map(Pacer::stop);
+    let kept = hlog.is_some();
     drop(hlog);
-    if let Some(file) = hlog_file.as_mut() {
-        file.write_all(&with_legend(&hlog_buffer)).map_err(hlog_error)?;
+    let hlog_bytes = kept.then(|| with_legend(&hlog_buffer));
+    if let (Some(file), Some(bytes)) = (hlog_file.as_mut(), &hlog_bytes) {
+        file.write_all(bytes).map_err(hlog_error)?;
         file.flush().map_err(hlog_error)?;
     }
     let elapsed = wall.elapsed();
@@ -220,7 +237,7 @@ async fn drive(plan: LoadPlan, catalog: Arc<Catalog>, outputs: Outputs) -> Resul
         _ => None,
     };
     let pacer_cpu = pacer.and_then(|p: PacerReport| p.cpu_seconds).map(|s| s / elapsed.as_secs_f64());
-    Ok(summarize(&shared, &totals, cpu, pacer_cpu, outputs))
+    Ok((summarize(&shared, &totals, cpu, pacer_cpu, outputs), hlog_bytes))
 }
 
 /// The latency a mode exists to measure.

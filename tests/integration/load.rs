@@ -45,7 +45,15 @@ fn plan(url: &str, mode: Mode, connections: usize, duration: Duration) -> LoadPl
 }
 
 fn run(plan: LoadPlan, hdr_log: Option<std::path::PathBuf>) -> LoadSummary {
-    let outputs = Outputs { progress: false, hdr_log, bundled_server: false, notes: vec![], threads: 2, shard: None };
+    let outputs = Outputs {
+        progress: false,
+        hdr_log,
+        bundled_server: false,
+        notes: vec![],
+        threads: 2,
+        shard: None,
+        keep_log: false,
+    };
     load::run(plan, Arc::new(Catalog::embedded().unwrap()), outputs).expect("the run completes")
 }
 
