@@ -115,24 +115,16 @@ impl<R: BufRead> MessageReader<R> {
     /// The next message with its text appended to `arena`: its line, and the text's range in
     /// `arena` or why there is no text. A batch of messages then lives in one buffer.
     pub fn next_message_into(&mut self, arena: &mut String) -> io::Result<Option<ArenaMessage>> {
-        let (line, text) = match self.next()? {
-            None => return Ok(None),
-            Some(Next::Line { line, from, to }) => (line, utf8_str(&self.scratch[from..to])),
-            Some(Next::Message(RawMessage { line, text: Ok(text) })) => {
-                let start = arena.len();
-                arena.push_str(&text);
-                return Ok(Some((line, Ok(start..arena.len()))));
-            }
-            Some(Next::Message(RawMessage { line, text: Err(reason) })) => return Ok(Some((line, Err(reason)))),
+        let mut append = |text: &str| {
+            let start = arena.len();
+            arena.push_str(text);
+            start..arena.len()
         };
-        Ok(Some((
-            line,
-            text.map(|text| {
-                let start = arena.len();
-                arena.push_str(text);
-                start..arena.len()
-            }),
-        )))
+        Ok(match self.next()? {
+            None => None,
+            Some(Next::Line { line, from, to }) => Some((line, utf8_str(&self.scratch[from..to]).map(append))),
+            Some(Next::Message(RawMessage { line, text })) => Some((line, text.map(|text| append(&text)))),
+        })
     }
 
     fn next(&mut self) -> io::Result<Option<Next>> {

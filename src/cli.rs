@@ -366,7 +366,7 @@ pub struct LoadArgs {
     #[arg(long, value_name = "I/N", requires = "url")]
     pub shard: Option<crate::load::shard::Shard>,
     /// Start at this wall-clock time (RFC 3339, at most 1 h ahead), so that shards begin together.
-    #[arg(long, value_name = "RFC3339", value_parser = start_at)]
+    #[arg(long, value_name = "RFC3339", value_parser = crate::load::shard::parse_rfc3339)]
     pub start_at: Option<std::time::SystemTime>,
     /// The bundled server's simulation tick (more push traffic when shorter).
     #[arg(long, default_value = "1s", value_parser = duration_arg)]
@@ -401,10 +401,6 @@ pub struct ReportArgs {
     /// Where to write the page.
     #[arg(long, value_name = "FILE")]
     pub html: PathBuf,
-}
-
-fn start_at(text: &str) -> Result<std::time::SystemTime, String> {
-    crate::load::shard::parse_rfc3339(text)
 }
 
 pub fn is_stdout(path: &std::path::Path) -> bool {

@@ -93,8 +93,8 @@ async fn drive(
     let hlog_error = |source| LoadError::Hlog { path: outputs.hdr_log.clone().unwrap_or_default(), source };
     let mut serializer = V2DeflateSerializer::new();
     let wall_start = SystemTime::now();
-    let mut hlog = match hlog_file.is_some() || outputs.keep_log {
-        true => Some(
+    let mut hlog = if hlog_file.is_some() || outputs.keep_log {
+        Some(
             IntervalLogWriterBuilder::new()
                 .add_comment(&format!(
                     "wsprobe load {} against {}{}; values in microseconds",
@@ -107,8 +107,9 @@ async fn drive(
                 .with_max_value_divisor(1000.0)
                 .begin_log_with(&mut hlog_buffer, &mut serializer)
                 .map_err(hlog_error)?,
-        ),
-        false => None,
+        )
+    } else {
+        None
     };
 
     let started = tokio::time::Instant::now();
