@@ -143,6 +143,38 @@ fn stats(value: &Value) -> Stats {
 }
 
 #[test]
+fn one_failed_shard_fails_the_merge_and_is_named() {
+    let dir = scratch("failed");
+    let summary = |shard: &str, verdict: &str, failures: &str| {
+        format!(
+            r#"{{"mode":"ping","target":"ws://127.0.0.1:9/ws","loop_kind":"closed","in_flight":1,"validation":"all","connections":2,"sent":10,"received":10,"verdict":"{verdict}","failures":[{failures}],"shard":"{shard}"}}"#
+        )
+    };
+    let passed = dir.join("s1.json");
+    let failed = dir.join("s2.json");
+    std::fs::write(&passed, summary("1/2", "passed", "")).unwrap();
+    std::fs::write(&failed, summary("2/2", "failed", r#""3 schema violations""#)).unwrap();
+    let merged = dir.join("merged.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_wsprobe"))
+        .arg("merge")
+        .args([&passed, &failed])
+        .arg("--json")
+        .arg(&merged)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let merged = json(&merged);
+    assert_eq!(merged["verdict"], "failed");
+    assert_eq!(merged["failures"], serde_json::json!(["shard 2/2: 3 schema violations"]));
+    assert_eq!(merged["sent"], 20);
+    // No interval logs: no latency is made up from the summaries' percentiles.
+    assert_eq!(merged["latency_us"], serde_json::json!({}));
+    assert!(text.contains("percentiles cannot be merged from summaries"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn merge_refuses_what_would_misreport_the_run() {
     let dir = scratch("refusals");
     let summary = |shard: &str| {
