@@ -10,6 +10,8 @@ use std::ops::Range;
 
 use serde_json::Value;
 
+use crate::byte_search;
+
 /// The largest message read by default (`--max-message-bytes`): the size `wsprobe run` and
 /// `load` accept from a server.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 << 20;
@@ -375,6 +377,12 @@ fn parses(bytes: &[u8]) -> bool {
     serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
 }
 
+/// The quotes and brackets of `word` (see [`byte_search::matches`]).
+fn structural(word: u64) -> u64 {
+    use byte_search::matches;
+    matches(word, b'"') | matches(word, b'[') | matches(word, b']') | matches(word, b'{') | matches(word, b'}')
+}
+
 /// Bracket depth outside strings, as bytes go by.
 #[derive(Debug, Default, Clone, Copy)]
 struct Depth {
@@ -385,39 +393,37 @@ struct Depth {
 }
 
 impl Depth {
-    fn feed(&mut self, mut bytes: &[u8]) {
-        while let Some((&byte, rest)) = bytes.split_first() {
-            if self.in_string {
-                if self.escaped {
-                    self.escaped = false;
-                    bytes = rest;
-                    continue;
-                }
-                // Most of a message's bytes are inside strings: jump to the next quote or
-                // backslash instead of looking at every byte.
-                match memchr::memchr2(b'"', b'\\', bytes) {
-                    None => return,
-                    Some(at) => {
-                        if bytes[at] == b'\\' {
-                            self.escaped = true;
-                        } else {
-                            self.in_string = false;
-                        }
-                        bytes = &bytes[at + 1..];
-                    }
-                }
+    /// Jumps from one quote, backslash or bracket to the next, eight bytes at a time: between
+    /// them nothing changes the depth.
+    fn feed(&mut self, bytes: &[u8]) {
+        let mut at = 0;
+        while at < bytes.len() {
+            if self.escaped {
+                self.escaped = false;
+                at += 1;
                 continue;
             }
-            match byte {
-                b'"' => self.in_string = true,
+            let next = if self.in_string {
+                byte_search::find(
+                    bytes,
+                    at,
+                    |w| byte_search::matches(w, b'"') | byte_search::matches(w, b'\\'),
+                    |b| b == b'"' || b == b'\\',
+                )
+            } else {
+                byte_search::find(bytes, at, structural, |b| matches!(b, b'"' | b'[' | b']' | b'{' | b'}'))
+            };
+            let Some(found) = next else { return };
+            match bytes[found] {
+                b'\\' => self.escaped = true,
+                b'"' => self.in_string = !self.in_string,
                 b'[' | b'{' => {
                     self.depth += 1;
                     self.opened = true;
                 }
-                b']' | b'}' => self.depth -= 1,
-                _ => {}
+                _ => self.depth -= 1,
             }
-            bytes = rest;
+            at = found + 1;
         }
     }
 
@@ -511,6 +517,42 @@ mod tests {
         let first = reader.next_message().unwrap().unwrap().parse();
         assert!(first.parsed.unwrap_err().contains("not UTF-8"));
         assert!(reader.next_message().unwrap().unwrap().parse().parsed.is_ok());
+    }
+
+    /// The byte-at-a-time definition of [`Depth::feed`].
+    fn depth_by_bytes(bytes: &[u8]) -> (i64, bool, bool, bool) {
+        let (mut depth, mut opened, mut in_string, mut escaped) = (0, false, false, false);
+        for &byte in bytes {
+            if in_string {
+                if escaped {
+                    escaped = false;
+                } else if byte == b'\\' {
+                    escaped = true;
+                } else if byte == b'"' {
+                    in_string = false;
+                }
+                continue;
+            }
+            match byte {
+                b'"' => in_string = true,
+                b'[' | b'{' => (depth, opened) = (depth + 1, true),
+                b']' | b'}' => depth -= 1,
+                _ => {}
+            }
+        }
+        (depth, opened, in_string, escaped)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn depth_jumps_agree_with_a_byte_walk(text in "[a\\\\\"{}\\[\\] ,:]{0,40}", split in 0usize..41) {
+            let bytes = text.as_bytes();
+            let split = split.min(bytes.len());
+            let mut depth = Depth::default();
+            depth.feed(&bytes[..split]);
+            depth.feed(&bytes[split..]);
+            proptest::prop_assert_eq!((depth.depth, depth.opened, depth.in_string, depth.escaped), depth_by_bytes(bytes));
+        }
     }
 
     #[test]

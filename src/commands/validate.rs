@@ -14,6 +14,7 @@ use crate::cli::{ReportFormat, ValidateArgs};
 use crate::exit;
 use crate::profile::MessageSet;
 use crate::report::validation::{HumanReporter, JsonReporter, MessageOutcome, Totals, ValidationReporter};
+use crate::schema::scan::Scanned;
 use crate::schema::tape::Tape;
 use crate::schema::{Catalog, Violation};
 
@@ -101,8 +102,8 @@ fn read_wave<R: BufRead>(reader: &mut MessageReader<R>, threads: usize, file: &s
 
 /// Parses and checks one batch; returns its part of the report and its counts.
 ///
-/// Each message first goes through the [`Tape`] fast path, which can only say "valid"; any
-/// other message is parsed into a `serde_json::Value` and checked by [`Catalog::validate`],
+/// Each message first goes through the one-pass [`Catalog::scan`], then, when that is unsure,
+/// the [`Tape`] fast path; both can only say "valid" for certain. Any other message is parsed into a `serde_json::Value` and checked by [`Catalog::validate`],
 /// so every error reported comes from that one path.
 fn check_batch(
     catalog: &Catalog,
@@ -118,14 +119,16 @@ fn check_batch(
     for (line, range) in &batch.messages {
         let text = range.as_ref().map(|range| &batch.text[range.clone()]).map_err(String::as_str);
         if let Ok(text) = text {
-            if let Some(root) = tape.parse(text) {
-                if let Some(message_type) = catalog.valid_type(set, root) {
-                    totals.valid += 1;
-                    let outcome =
-                        MessageOutcome { file, line: *line, message_type: Some(message_type), violations: &[] };
-                    reporter.message(&outcome)?;
-                    continue;
-                }
+            let valid_type = match catalog.scan(set, text, &mut tape) {
+                Some((message_type, Scanned::Valid)) => Some(message_type),
+                Some((_, Scanned::Rejected)) => None,
+                Some((_, Scanned::Unsure)) | None => tape.parse(text).and_then(|root| catalog.valid_type(set, root)),
+            };
+            if let Some(message_type) = valid_type {
+                totals.valid += 1;
+                let outcome = MessageOutcome { file, line: *line, message_type: Some(message_type), violations: &[] };
+                reporter.message(&outcome)?;
+                continue;
             }
         }
         check_captured(catalog, set, file, capture::parse(*line, text), &mut *reporter, &mut totals)?;

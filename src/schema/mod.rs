@@ -6,7 +6,9 @@
 //! the two in agreement.
 
 pub mod check;
+mod compiled;
 pub mod diff;
+pub mod scan;
 mod source;
 pub mod spec_examples;
 pub mod tape;
@@ -21,8 +23,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use crate::profile::MessageSet;
+use compiled::Program;
+use scan::Scanned;
 pub use source::SchemaSource;
-use tape::{TapeJson, TapeNode};
+use tape::{Tape, TapeJson, TapeNode};
 
 /// Base URI under which schema files are registered, so relative `$ref`s resolve offline.
 /// `.invalid` is reserved (RFC 2606): nothing is ever fetched from it.
@@ -67,6 +71,9 @@ pub struct MessageSchema {
     /// The same schema compiled for [`tape`] instances, on first use (only `validate` needs it);
     /// `None` when it does not compile that way, which sends every message the `serde_json` way.
     tape_validator: OnceLock<Option<Validator<TapeJson>>>,
+    /// The same schema compiled to direct checks ([`compiled`]), on first use; `None` when it
+    /// uses keywords that are not compiled there, which leaves tapes to `tape_validator`.
+    program: OnceLock<Option<Program>>,
 }
 
 /// Every schema document, with one compiled validator per message type and set.
@@ -197,12 +204,28 @@ impl Catalog {
         MessageSet::ALL.into_iter().filter(|s| self.message(*s, message_type).is_some()).collect()
     }
 
+    /// The fastest path, for streams of mostly valid messages: one pass over `text` (see
+    /// [`scan`]), with the message's `type`. `None` when `type` is neither the first nor the
+    /// last member, or its schema is not compiled: the caller then takes [`Catalog::valid_type`].
+    pub fn scan<'t>(&self, set: MessageSet, text: &'t str, tape: &mut Tape) -> Option<(&'t str, Scanned)> {
+        let message_type = scan::message_type(text)?;
+        let program = self.program(self.message(set, message_type)?)?;
+        Some((message_type, scan::scan(program, text, tape)))
+    }
+
+    fn program<'c>(&'c self, schema: &'c MessageSchema) -> Option<&'c Program> {
+        schema.program.get_or_init(|| Program::compile(&self.documents, &schema.file).ok()).as_ref()
+    }
+
     /// The fast path for streams of mostly valid messages: the message's `type` when `root`
     /// is certainly valid in `set`. `None` means "not known to be valid": the caller checks the
     /// message with [`Catalog::validate`], which decides and explains.
     pub fn valid_type<'t>(&self, set: MessageSet, root: TapeNode<'t>) -> Option<&'t str> {
         let message_type = root.member("type")?.str()?;
         let schema = self.message(set, message_type)?;
+        if let Some(Ok(valid)) = self.program(schema).map(|program| program.check(root)) {
+            return valid.then_some(message_type);
+        }
         let validator = schema
             .tape_validator
             .get_or_init(|| {
@@ -292,6 +315,7 @@ fn compile_message(registry: &jsonschema::Registry<'_>, file: &str, doc: &Value)
         examples: doc.get("examples").and_then(Value::as_array).cloned().unwrap_or_default(),
         validator,
         tape_validator: OnceLock::new(),
+        program: OnceLock::new(),
     })
 }
 

@@ -104,9 +104,7 @@ impl Parser<'_> {
     }
 
     fn skip_whitespace(&mut self) {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes.get(self.pos) {
-            self.pos += 1;
-        }
+        skip_whitespace(self.bytes, &mut self.pos);
     }
 
     fn expect(&mut self, byte: u8) -> Option<()> {
@@ -187,16 +185,8 @@ impl Parser<'_> {
         Some(())
     }
 
-    /// After a member or an element: true past the closing `close`, false past a comma.
     fn closes(&mut self, close: u8) -> Option<bool> {
-        self.skip_whitespace();
-        let byte = *self.bytes.get(self.pos)?;
-        self.pos += 1;
-        match byte {
-            b',' => Some(false),
-            _ if byte == close => Some(true),
-            _ => None,
-        }
+        closes(self.bytes, &mut self.pos, close)
     }
 
     fn key_bytes(&self, key: &Entry) -> &[u8] {
@@ -321,73 +311,98 @@ impl Parser<'_> {
         u32::from_str_radix(digits, 16).ok()
     }
 
-    /// RFC 8259's number grammar. Plain integers below 10^19 and short decimals are computed
-    /// here; every other literal is handed to `serde_json::Number`'s own parser, so its value
-    /// (and any out-of-range refusal) is exactly what the `serde_json` path produces.
     fn number(&mut self) -> Option<()> {
-        let start = self.pos;
-        let negative = self.bytes[self.pos] == b'-';
-        if negative {
-            self.pos += 1;
-        }
-        let (integer, integer_digits) = self.digits();
-        if integer_digits == 0 || (integer_digits > 1 && self.bytes[self.pos - integer_digits] == b'0') {
-            return None;
-        }
-        let mut fraction_digits = None;
-        if self.bytes.get(self.pos) == Some(&b'.') {
-            self.pos += 1;
-            let (fraction, digits) = self.digits();
-            if digits == 0 {
-                return None;
-            }
-            fraction_digits = Some((fraction, digits));
-        }
-        let mut exponent = false;
-        if let Some(b'e' | b'E') = self.bytes.get(self.pos) {
-            self.pos += 1;
-            exponent = true;
-            if let Some(b'+' | b'-') = self.bytes.get(self.pos) {
-                self.pos += 1;
-            }
-            if self.digits().1 == 0 {
-                return None;
-            }
-        }
-        let number = match (negative, fraction_digits, exponent) {
-            (false, None, false) if integer_digits <= 19 => Number::from(integer),
-            (_, Some((fraction, digits)), false) if integer_digits + digits <= 15 && digits < POW10.len() => {
-                // Below 2^53 the significand is exact, and so is 10^digits up to 10^22: the
-                // quotient is the correctly rounded value, which is what `serde_json` yields
-                // for such a literal with or without its `float_roundtrip` feature.
-                let significand = integer * POW10_INT[digits] + fraction;
-                let magnitude = significand as f64 / POW10[digits];
-                Number::from_f64(if negative { -magnitude } else { magnitude })?
-            }
-            _ => std::str::from_utf8(&self.bytes[start..self.pos]).ok()?.parse::<Number>().ok()?,
-        };
+        let number = read_number(self.bytes, &mut self.pos)?;
         self.tape.push(Entry::Number(number));
         Some(())
     }
+}
 
-    /// A run of ASCII digits: its value (wrapping past 19 digits; callers check the count)
-    /// and its length.
-    fn digits(&mut self) -> (u64, usize) {
-        let from = self.pos;
-        let mut value = 0u64;
-        while let Some(&byte) = self.bytes.get(self.pos) {
-            if !byte.is_ascii_digit() {
-                break;
-            }
-            value = value.wrapping_mul(10).wrapping_add(u64::from(byte - b'0'));
-            self.pos += 1;
-        }
-        (value, self.pos - from)
+/// Moves `*pos` past JSON whitespace.
+pub(super) fn skip_whitespace(bytes: &[u8], pos: &mut usize) {
+    while let Some(b' ' | b'\n' | b'\r' | b'\t') = bytes.get(*pos) {
+        *pos += 1;
     }
 }
 
+/// After a member or an element: true past the closing `close`, false past a comma, `None`
+/// at anything else.
+pub(super) fn closes(bytes: &[u8], pos: &mut usize, close: u8) -> Option<bool> {
+    skip_whitespace(bytes, pos);
+    let byte = *bytes.get(*pos)?;
+    *pos += 1;
+    match byte {
+        b',' => Some(false),
+        _ if byte == close => Some(true),
+        _ => None,
+    }
+}
+
+/// The number at `*pos` (on its sign or first digit), by RFC 8259's grammar; `*pos` moves past
+/// it. Plain integers below 10^19 and short decimals are computed here; every other literal is
+/// handed to `serde_json::Number`'s own parser, so its value (and any out-of-range refusal) is
+/// exactly what the `serde_json` path produces.
+pub(super) fn read_number(bytes: &[u8], pos: &mut usize) -> Option<Number> {
+    let start = *pos;
+    let negative = bytes[*pos] == b'-';
+    if negative {
+        *pos += 1;
+    }
+    let (integer, integer_digits) = digits(bytes, pos);
+    if integer_digits == 0 || (integer_digits > 1 && bytes[*pos - integer_digits] == b'0') {
+        return None;
+    }
+    let mut fraction_digits = None;
+    if bytes.get(*pos) == Some(&b'.') {
+        *pos += 1;
+        let (fraction, digits) = digits(bytes, pos);
+        if digits == 0 {
+            return None;
+        }
+        fraction_digits = Some((fraction, digits));
+    }
+    let mut exponent = false;
+    if let Some(b'e' | b'E') = bytes.get(*pos) {
+        *pos += 1;
+        exponent = true;
+        if let Some(b'+' | b'-') = bytes.get(*pos) {
+            *pos += 1;
+        }
+        if digits(bytes, pos).1 == 0 {
+            return None;
+        }
+    }
+    Some(match (negative, fraction_digits, exponent) {
+        (false, None, false) if integer_digits <= 19 => Number::from(integer),
+        (_, Some((fraction, digits)), false) if integer_digits + digits <= 15 && digits < POW10.len() => {
+            // Below 2^53 the significand is exact, and so is 10^digits up to 10^22: the
+            // quotient is the correctly rounded value, which is what `serde_json` yields
+            // for such a literal with or without its `float_roundtrip` feature.
+            let significand = integer * POW10_INT[digits] + fraction;
+            let magnitude = significand as f64 / POW10[digits];
+            Number::from_f64(if negative { -magnitude } else { magnitude })?
+        }
+        _ => std::str::from_utf8(&bytes[start..*pos]).ok()?.parse::<Number>().ok()?,
+    })
+}
+
+/// A run of ASCII digits at `*pos`: its value (wrapping past 19 digits; callers check the
+/// count) and its length.
+fn digits(bytes: &[u8], pos: &mut usize) -> (u64, usize) {
+    let from = *pos;
+    let mut value = 0u64;
+    while let Some(&byte) = bytes.get(*pos) {
+        if !byte.is_ascii_digit() {
+            break;
+        }
+        value = value.wrapping_mul(10).wrapping_add(u64::from(byte - b'0'));
+        *pos += 1;
+    }
+    (value, *pos - from)
+}
+
 /// Bytes that end a plain run inside a string: the quote, a backslash, control characters.
-const STRING_STOP: [bool; 256] = {
+pub(super) const STRING_STOP: [bool; 256] = {
     let mut table = [false; 256];
     let mut byte = 0;
     while byte < 0x20 {
@@ -443,6 +458,14 @@ impl<'a> TapeNode<'a> {
                 let source = if unescaped { self.tape.unescaped.as_str() } else { self.text };
                 source.get(start as usize..end as usize)
             }
+            _ => None,
+        }
+    }
+
+    /// The number this node holds.
+    pub fn number(&self) -> Option<&'a Number> {
+        match self.entry() {
+            Entry::Number(number) => Some(number),
             _ => None,
         }
     }
@@ -622,6 +645,18 @@ impl<'a> Iterator for Members<'a> {
         let value = self.node.at(self.next + 1);
         self.next = self.node.tape.end_of(self.next + 1);
         Some((name, value))
+    }
+}
+
+impl<'a> TapeObject<'a> {
+    /// The member names as string nodes, for `propertyNames`.
+    pub fn keys(&self) -> impl Iterator<Item = TapeNode<'a>> {
+        let mut members = self.members();
+        std::iter::from_fn(move || {
+            let key = members.node.at(members.next);
+            members.next()?;
+            Some(key)
+        })
     }
 }
 

@@ -127,6 +127,7 @@ fn json() -> impl Strategy<Value = Value> {
         "[a-zA-Z0-9_ ]{0,12}".prop_map(Value::String),
         prop_oneof![Just("Pong"), Just("MarketData"), Just("Connected"), Just("connection"), Just("Error")]
             .prop_map(|s| Value::String(s.into())),
+        boundary(),
     ];
     leaf.prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
@@ -135,6 +136,121 @@ fn json() -> impl Strategy<Value = Value> {
                 .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
+}
+
+/// Values on and beside the schemas' edges (bounds of 0 and 1, lengths of 1 and 256, enums),
+/// where an off-by-one in a validator shows.
+fn boundary() -> impl Strategy<Value = Value> {
+    prop::sample::select(boundary_values())
+}
+
+fn boundary_values() -> Vec<Value> {
+    vec![
+        serde_json::json!(0),
+        serde_json::json!(1),
+        serde_json::json!(-1),
+        serde_json::json!(0.0),
+        serde_json::json!(-0.0),
+        serde_json::json!(1.0),
+        serde_json::json!(0.5),
+        serde_json::json!(1.0000000000000002),
+        serde_json::json!(-5e-324),
+        serde_json::json!(5e-324),
+        serde_json::json!(u64::MAX),
+        serde_json::json!(i64::MIN),
+        serde_json::json!(1e300),
+        serde_json::json!(""),
+        serde_json::json!("a"),
+        serde_json::json!("x".repeat(256)),
+        serde_json::json!("x".repeat(257)),
+        serde_json::json!("é".repeat(256)),
+        serde_json::json!("1m"),
+        serde_json::json!("1d"),
+        serde_json::json!("long"),
+        serde_json::json!("CRITICAL"),
+        serde_json::json!("BTCUSDT"),
+        serde_json::json!("btcusdt"),
+        serde_json::json!("2024-01-01T00:00:00Z"),
+        serde_json::json!("2024-13-01T00:00:00Z"),
+        serde_json::json!(["a", "a"]),
+        serde_json::json!({}),
+        serde_json::json!([]),
+    ]
+}
+
+/// Every seed with every one of its nodes replaced by every edge value, and each member
+/// removed in turn: the fast path and the full validator agree on each, exhaustively.
+#[test]
+fn fast_path_agrees_on_every_edge() {
+    use wsprobe::schema::scan::Scanned;
+    let (mut checked, mut scanned_valid, mut scanned_invalid) = (0, 0, 0);
+    for seed in message_seeds() {
+        let original: Value = serde_json::from_str(seed).expect("seeds are JSON");
+        let mut pointers = Vec::new();
+        collect_pointers(&original, String::new(), &mut pointers);
+        for pointer in pointers.iter().skip(1) {
+            let mut variants: Vec<Value> = boundary_values()
+                .into_iter()
+                .map(|edge| {
+                    let mut variant = original.clone();
+                    *variant.pointer_mut(pointer).expect("collected from this value") = edge;
+                    variant
+                })
+                .collect();
+            let (parent, key) = pointer.rsplit_once('/').expect("not the root");
+            let mut removed = original.clone();
+            if let Some(Value::Object(map)) = removed.pointer_mut(parent) {
+                map.remove(key);
+                variants.push(removed);
+            }
+            let mut added = original.clone();
+            if let Some(Value::Object(map)) = added.pointer_mut(pointer) {
+                map.insert("unexpected".into(), Value::from(1));
+                variants.push(added);
+            }
+            for variant in variants {
+                let text = variant.to_string();
+                fast_path_agrees(text.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+                // The same with `type` first, as producers write it (`to_string` sorts keys).
+                if let Some(Value::String(message_type)) = variant.get("type") {
+                    let first = format!("{{\"type\":{:?},{}", message_type, &text[1..]);
+                    fast_path_agrees(first.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+                    for set in MessageSet::ALL {
+                        let mut tape = wsprobe::schema::tape::Tape::default();
+                        match catalog().scan(set, &first, &mut tape) {
+                            Some((_, Scanned::Valid)) => scanned_valid += 1,
+                            Some((_, Scanned::Rejected)) => scanned_invalid += 1,
+                            _ => {}
+                        }
+                    }
+                }
+                checked += 1;
+            }
+        }
+    }
+    // Texts that are not one JSON object, or that name two types.
+    for seed in message_seeds() {
+        // `to_string` writes `type` last (keys sorted); producers write it first.
+        let first = seed
+            .rsplit_once(",\"type\":")
+            .map(|(rest, tail)| format!("{{\"type\":{},{}}}", &tail[..tail.len() - 1], &rest[1..]));
+        for text in [Some(seed.clone()), first].into_iter().flatten() {
+            for broken in [
+                format!("{text} 1"),
+                format!("{text}}}"),
+                format!("{text},"),
+                format!("{{\"type\":\"Pong\",{}", &text[1..]),
+                format!("{{\"type\":\"MarketData\",{}", &text[1..]),
+                format!("{},\"type\":\"Pong\"}}", &text[..text.len() - 1]),
+                text.replacen(':', ": \u{1}", 1),
+            ] {
+                fast_path_agrees(broken.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
+    }
+    assert!(checked > 1000, "only {checked} variants");
+    // The scan decides most of them itself rather than passing them on.
+    assert!(scanned_valid > 100 && scanned_invalid > 1000, "scan: {scanned_valid} valid, {scanned_invalid} invalid");
 }
 
 /// A seed whose nodes are replaced by arbitrary JSON: well-formed, wrongly shaped.
@@ -170,8 +286,35 @@ fn collect_pointers(value: &Value, here: String, into: &mut Vec<String>) {
 /// `serde_json` path says so too: whatever the tape reads must read the same way there.
 fn fast_path_agrees(bytes: &[u8]) -> Result<(), TestCaseError> {
     use jsonschema::json::Node as _;
+    use wsprobe::schema::scan::Scanned;
     let Ok(text) = std::str::from_utf8(bytes) else { return Ok(()) };
     let mut tape = wsprobe::schema::tape::Tape::default();
+    // The one-pass scan comes first in `validate`, on any text at all.
+    let parsed = serde_json::from_str::<Value>(text).ok();
+    for set in MessageSet::ALL {
+        let verdict = parsed.as_ref().map(|value| catalog().validate(set, value));
+        match catalog().scan(set, text, &mut tape) {
+            Some((message_type, Scanned::Valid)) => {
+                let verdict = verdict.as_ref().ok_or_else(|| {
+                    TestCaseError::fail(format!("the scan called {text:?} valid, which serde_json refuses"))
+                })?;
+                prop_assert!(verdict.is_valid(), "the scan called {} valid as {}: {:?}", text, set, verdict.violations);
+                prop_assert_eq!(Some(message_type), verdict.message_type.as_deref());
+            }
+            Some((_, Scanned::Rejected)) => {
+                // Rejected and valid only when a key repeats (the scan checks each `type`,
+                // serde_json keeps the last), which the tape refuses.
+                let repeats = wsprobe::schema::tape::Tape::default().parse(text).is_none();
+                prop_assert!(
+                    !verdict.as_ref().is_some_and(|v| v.is_valid()) || repeats,
+                    "the scan rejected {} as {}",
+                    text,
+                    set
+                )
+            }
+            Some((_, Scanned::Unsure)) | None => {}
+        }
+    }
     let Some(root) = tape.parse(text) else { return Ok(()) };
     let value: Value = serde_json::from_str(text)
         .map_err(|e| TestCaseError::fail(format!("the tape read {text:?}, which serde_json refuses: {e}")))?;

@@ -1,0 +1,372 @@
+//! Validation in one pass over a message's text, for the common case of `validate`.
+//!
+//! Building a tape and then walking it reads every value twice and stores it once. Here the
+//! compiled [`Program`] is walked together with the text: each member name is matched against
+//! the schema's names as it is read, each scalar is checked where it stands, and nothing is
+//! stored. Schemas that need a value as a whole (`allOf`, `if`, `uniqueItems`, …) get a tape of
+//! just that value's text, checked by [`Program::check_at`].
+//!
+//! Like the tape, the scan only ever says "valid" for certain. Anything it does not handle (a
+//! backslash escape, a root whose `type` is not its first member, deep nesting, a number it
+//! cannot compare exactly) makes it [`Scanned::Unsure`], and the caller takes the tape path;
+//! anything invalid or malformed makes it [`Scanned::Rejected`], and the caller takes the
+//! `serde_json` path, which explains. `fast_path_agrees` (tests/integration/fuzz.rs) holds its
+//! answers to the full validator's.
+
+use jsonschema::json::Json as _;
+
+use crate::byte_search;
+
+use super::compiled::{is_integer, within, Additional, Check, ObjectShape, Program, TypeMask, Undecided};
+use super::tape::{self, read_number, Tape, TapeJson, STRING_STOP};
+
+/// Nesting past this is left to the tape path (whose own limit it is).
+const MAX_DEPTH: usize = 64;
+
+/// What one pass found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scanned {
+    Valid,
+    /// Not valid against the schema of the message's `type`, or not JSON: the full path
+    /// decides and explains. (With a repeated `type`, the scan checks every one, while the
+    /// full path reads the last.)
+    Rejected,
+    /// Not settled here: the tape path decides.
+    Unsure,
+}
+
+/// The `type` of a message whose root object has `"type":"…"` as its first or its last member
+/// (whitespace allowed): producers put it first, and serializers that sort keys put it last.
+/// `None` otherwise. A wrong guess is harmless: the scan checks the whole text against the
+/// guessed schema, whose `type` is a `const`.
+pub fn message_type(text: &str) -> Option<&str> {
+    leading_type(text).or_else(|| trailing_type(text))
+}
+
+fn is_space(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\n' | b'\r' | b'\t')
+}
+
+fn leading_type(text: &str) -> Option<&str> {
+    let bytes = text.as_bytes();
+    let mut pos = 0;
+    let expect = |token: &[u8], pos: &mut usize| {
+        while bytes.get(*pos).is_some_and(|b| is_space(*b)) {
+            *pos += 1;
+        }
+        bytes.get(*pos..*pos + token.len()).filter(|found| *found == token).map(|_| *pos += token.len())
+    };
+    expect(b"{", &mut pos)?;
+    expect(b"\"type\"", &mut pos)?;
+    expect(b":", &mut pos)?;
+    expect(b"\"", &mut pos)?;
+    let start = pos;
+    let end = start + bytes[start..].iter().position(|b| STRING_STOP[usize::from(*b)])?;
+    (bytes[end] == b'"').then(|| &text[start..end])
+}
+
+/// The same read backwards from the closing brace: `…,"type":"X"}`.
+fn trailing_type(text: &str) -> Option<&str> {
+    let bytes = text.as_bytes();
+    let mut end = bytes.len();
+    let expect = |token: &[u8], end: &mut usize| {
+        while *end > 0 && is_space(bytes[*end - 1]) {
+            *end -= 1;
+        }
+        let start = end.checked_sub(token.len())?;
+        (&bytes[start..*end] == token).then(|| *end = start)
+    };
+    expect(b"}", &mut end)?;
+    expect(b"\"", &mut end)?;
+    let close = end;
+    let open = bytes[..close].iter().rposition(|b| STRING_STOP[usize::from(*b)])?;
+    if bytes[open] != b'"' {
+        return None;
+    }
+    end = open;
+    expect(b":", &mut end)?;
+    expect(b"\"type\"", &mut end)?;
+    if expect(b",", &mut end).is_none() {
+        expect(b"{", &mut end)?;
+    }
+    text.get(open + 1..close)
+}
+
+/// Checks `text` against `program` in one pass. `tape` is scratch space for the parts that
+/// need a tape.
+pub fn scan(program: &Program, text: &str, tape: &mut Tape) -> Scanned {
+    let mut scanner = Scanner { program, text, bytes: text.as_bytes(), pos: 0, tape };
+    let outcome = scanner.value(Some(program.root), 0).map(|valid| {
+        scanner.skip_whitespace();
+        // Trailing bytes make it not JSON; the full path says so.
+        valid && scanner.pos == scanner.bytes.len()
+    });
+    match outcome {
+        Ok(true) => Scanned::Valid,
+        Ok(false) => Scanned::Rejected,
+        Err(Undecided) => Scanned::Unsure,
+    }
+}
+
+/// `Ok(false)` ends the scan at once: the message is invalid, or not JSON.
+type Step = Result<bool, Undecided>;
+
+struct Scanner<'p, 't> {
+    program: &'p Program,
+    text: &'t str,
+    bytes: &'t [u8],
+    pos: usize,
+    tape: &'p mut Tape,
+}
+
+impl<'p, 't> Scanner<'p, 't> {
+    fn skip_whitespace(&mut self) {
+        tape::skip_whitespace(self.bytes, &mut self.pos);
+    }
+
+    /// Reads one value and checks it against `schema` (`None`: any value, read for its syntax).
+    fn value(&mut self, schema: Option<usize>, depth: usize) -> Step {
+        if depth > MAX_DEPTH {
+            return Err(Undecided);
+        }
+        let schema = schema.map(|index| self.program.target(index));
+        if let Some(index) = schema.filter(|index| !self.program.streamable[*index]) {
+            return self.whole_value(index, depth);
+        }
+        let program: &'p Program = self.program;
+        let checks: &'p [Check] = schema.map_or(&[], |index| &program.schemas[index].checks);
+        self.skip_whitespace();
+        let Some(&first) = self.bytes.get(self.pos) else { return Ok(false) };
+        match first {
+            b'{' => {
+                if !types_allow(checks, TypeMask::OBJECT) || has_scalar_equality(checks) {
+                    return Ok(false);
+                }
+                self.object(checks, depth)
+            }
+            b'[' => {
+                if !types_allow(checks, TypeMask::ARRAY) || has_scalar_equality(checks) {
+                    return Ok(false);
+                }
+                let items = checks.iter().find_map(|check| match check {
+                    Check::Items(items) => Some(*items),
+                    _ => None,
+                });
+                self.array(items, depth)
+            }
+            b'"' => {
+                let Some(text) = self.string()? else { return Ok(false) };
+                Ok(self.string_holds(checks, text))
+            }
+            b'-' | b'0'..=b'9' => {
+                let Some(number) = read_number(self.bytes, &mut self.pos) else { return Ok(false) };
+                let bits = TypeMask::NUMBER | if is_integer(&number) { TypeMask::INTEGER } else { 0 };
+                if !types_allow(checks, bits) || has_scalar_equality(checks) {
+                    return Ok(false);
+                }
+                for check in checks {
+                    if let Check::Bound(bound, limit) = check {
+                        if !within(&number, *bound, *limit).ok_or(Undecided)? {
+                            return Ok(false);
+                        }
+                    }
+                }
+                Ok(true)
+            }
+            b't' => self.literal(b"true", checks, TypeMask::BOOLEAN),
+            b'f' => self.literal(b"false", checks, TypeMask::BOOLEAN),
+            b'n' => self.literal(b"null", checks, TypeMask::NULL),
+            _ => Ok(false),
+        }
+    }
+
+    fn literal(&mut self, word: &[u8], checks: &[Check], bit: u8) -> Step {
+        if !self.bytes[self.pos..].starts_with(word) {
+            return Ok(false);
+        }
+        self.pos += word.len();
+        Ok(types_allow(checks, bit) && !has_scalar_equality(checks))
+    }
+
+    /// A string at `pos` (on its quote) without escapes: its text. `None` when it is not a
+    /// JSON string; [`Undecided`] at a backslash, which the tape path decodes.
+    fn string(&mut self) -> Result<Option<&'t str>, Undecided> {
+        let start = self.pos + 1;
+        let Some(end) = string_stop(self.bytes, start) else { return Ok(None) };
+        match self.bytes[end] {
+            b'"' => {
+                self.pos = end + 1;
+                // Both ends are ASCII quotes in a `str`: char boundaries.
+                let text: &'t str = self.text;
+                Ok(text.get(start..end))
+            }
+            b'\\' => Err(Undecided),
+            _ => Ok(None),
+        }
+    }
+
+    /// Whether a string satisfies every check of a streamable schema.
+    fn string_holds(&mut self, checks: &[Check], text: &str) -> bool {
+        for check in checks {
+            let holds = match check {
+                Check::Types(mask) => mask.allows(TypeMask::STRING),
+                Check::ConstString(expected) => **expected == *text,
+                Check::EnumStrings(options) => options.iter().any(|option| **option == *text),
+                Check::Length { min, max } => {
+                    let chars = text.chars().count() as u64;
+                    *min <= chars && chars <= *max
+                }
+                Check::Delegate { validator, .. } => {
+                    TapeJson::with_string_node(self.tape, text, |node| validator.is_valid(node))
+                }
+                _ => true,
+            };
+            if !holds {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn object(&mut self, checks: &[Check], depth: usize) -> Step {
+        let mut shape: Option<&ObjectShape> = None;
+        let mut names: Option<usize> = None;
+        for check in checks {
+            match check {
+                Check::Object(found) => shape = Some(found),
+                Check::PropertyNames(index) => names = Some(self.program.target(*index)),
+                _ => {}
+            }
+        }
+        self.pos += 1;
+        self.skip_whitespace();
+        let mut seen = 0u64;
+        if self.bytes.get(self.pos) == Some(&b'}') {
+            self.pos += 1;
+        } else {
+            loop {
+                self.skip_whitespace();
+                if self.bytes.get(self.pos) != Some(&b'"') {
+                    return Ok(false);
+                }
+                let Some(name) = self.string()? else { return Ok(false) };
+                if let Some(index) = names {
+                    let program: &'p Program = self.program;
+                    if !self.string_holds(&program.schemas[index].checks, name) {
+                        return Ok(false);
+                    }
+                }
+                self.skip_whitespace();
+                if self.bytes.get(self.pos) != Some(&b':') {
+                    return Ok(false);
+                }
+                self.pos += 1;
+                let member_schema = match shape {
+                    None => None,
+                    Some(shape) => match shape.name(name) {
+                        Some(known) if known.in_properties => {
+                            seen |= known.required_bit;
+                            known.schema
+                        }
+                        known => {
+                            seen |= known.map_or(0, |known| known.required_bit);
+                            match shape.additional {
+                                Additional::Allowed => None,
+                                Additional::Forbidden => return Ok(false),
+                                Additional::Schema(index) => Some(index),
+                            }
+                        }
+                    },
+                };
+                if !self.value(member_schema, depth + 1)? {
+                    return Ok(false);
+                }
+                match self.closes(b'}') {
+                    Some(true) => break,
+                    Some(false) => {}
+                    None => return Ok(false),
+                }
+            }
+        }
+        Ok(shape.is_none_or(|shape| seen & shape.required == shape.required))
+    }
+
+    fn closes(&mut self, close: u8) -> Option<bool> {
+        tape::closes(self.bytes, &mut self.pos, close)
+    }
+
+    fn array(&mut self, items: Option<usize>, depth: usize) -> Step {
+        self.pos += 1;
+        self.skip_whitespace();
+        if self.bytes.get(self.pos) == Some(&b']') {
+            self.pos += 1;
+            return Ok(true);
+        }
+        loop {
+            if !self.value(items, depth + 1)? {
+                return Ok(false);
+            }
+            match self.closes(b']') {
+                Some(true) => return Ok(true),
+                Some(false) => {}
+                None => return Ok(false),
+            }
+        }
+    }
+
+    /// A value whose schema needs it whole: read past it, then check a tape of its text.
+    fn whole_value(&mut self, index: usize, depth: usize) -> Step {
+        self.skip_whitespace();
+        let start = self.pos;
+        if !self.value(None, depth)? {
+            return Ok(false);
+        }
+        let text = &self.text[start..self.pos];
+        match self.tape.parse(text) {
+            Some(node) => self.program.check_at(index, node),
+            None => Err(Undecided),
+        }
+    }
+}
+
+/// The first quote, backslash or control character at or after `from`.
+fn string_stop(bytes: &[u8], from: usize) -> Option<usize> {
+    byte_search::find(
+        bytes,
+        from,
+        |word| byte_search::matches(word, b'"') | byte_search::matches(word, b'\\') | byte_search::controls(word),
+        |byte| STRING_STOP[usize::from(byte)],
+    )
+}
+
+fn types_allow(checks: &[Check], bits: u8) -> bool {
+    checks.iter().all(|check| match check {
+        Check::Types(mask) => mask.allows(bits),
+        _ => true,
+    })
+}
+
+/// A `const` or `enum` of strings, which no value other than a string satisfies.
+fn has_scalar_equality(checks: &[Check]) -> bool {
+    checks.iter().any(|check| matches!(check, Check::ConstString(_) | Check::EnumStrings(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_type_is_found_first_or_last_and_nowhere_else() {
+        assert_eq!(message_type(r#" { "type" : "Pong", "data": {} }"#), Some("Pong"));
+        assert_eq!(message_type(r#"{"data":{"type":"X"},"type":"Pong"}"#), Some("Pong"));
+        assert_eq!(message_type("{\"data\":1 ,\n \"type\" : \"Pong\" }\n"), Some("Pong"));
+        assert_eq!(message_type(r#"{"type":"Pong"}"#), Some("Pong"));
+        assert_eq!(message_type(r#"{"data":{"type":"X"},"timestamp":1}"#), None);
+        assert_eq!(message_type(r#"{"data":{"type":"X"}}"#), None);
+        assert_eq!(message_type(r#"{"a":"q\",\"type\":\"X"}"#), None);
+        assert_eq!(message_type(r#"{"type":"P\u006fng"}"#), None);
+        assert_eq!(message_type(r#"["type","Pong"]"#), None);
+        assert_eq!(message_type(""), None);
+        assert_eq!(message_type("}"), None);
+    }
+}
