@@ -46,9 +46,32 @@ const MAX_CHECK_DEPTH: usize = 256;
 pub struct Program {
     pub(super) schemas: Vec<Schema>,
     pub(super) root: usize,
-    /// Per schema: whether [`super::scan`] can check it while reading a value once (see
-    /// [`Program::streamable`]); the others are checked on a tape of the value.
-    pub(super) streamable: Vec<bool>,
+    /// Per schema, what [`super::scan`] needs of it.
+    pub(super) plans: Vec<Plan>,
+}
+
+/// A schema as the one-pass scan uses it, worked out once: the schema behind any chain of
+/// `$ref`-only schemas, and its checks sorted by the kind of value they apply to, so that
+/// reading a value costs no search through its checks.
+pub(super) struct Plan {
+    /// The schema whose checks these are, past `$ref` aliases.
+    pub(super) target: usize,
+    /// Whether every check looks at the value only as it is read (see
+    /// [`Check::looks_at_one_value`]); otherwise the value is checked whole, on a tape.
+    pub(super) streamable: bool,
+    /// The types every `type` allows, with `number` taken to include `integer`.
+    pub(super) types: u8,
+    /// A `const` or `enum` of strings: no other type passes.
+    pub(super) only_strings: bool,
+    /// Checks that apply to strings (`const`, `enum`, lengths, `pattern`, `format`).
+    pub(super) string_checks: bool,
+    pub(super) bounds: Vec<(Bound, Limit)>,
+    /// The position of the `Object` check among the target's checks.
+    pub(super) shape: Option<usize>,
+    /// The `propertyNames` schema.
+    pub(super) names: Option<usize>,
+    /// The `items` schema.
+    pub(super) items: Option<usize>,
 }
 
 /// The checks of one schema object, all of which must hold.
@@ -120,8 +143,8 @@ pub(super) struct ObjectShape {
 
 pub(super) struct Name {
     pub(super) text: Box<str>,
-    /// The first eight bytes of `text` as a word (see [`prefix_word`]), compared first.
-    pub(super) prefix: u64,
+    /// The first sixteen bytes of `text` as two words (see [`prefix_words`]), compared first.
+    pub(super) prefix: [u64; 2],
     /// The schema from `properties`, when the name is there.
     pub(super) schema: Option<usize>,
     pub(super) in_properties: bool,
@@ -131,20 +154,24 @@ pub(super) struct Name {
 impl ObjectShape {
     /// The entry for member `name`, if the schema names it.
     pub(super) fn name(&self, name: &str) -> Option<&Name> {
-        let prefix = prefix_word(name.as_bytes());
-        self.names
-            .iter()
-            .find(|n| n.prefix == prefix && n.text.len() == name.len() && (name.len() <= 8 || n.text[8..] == name[8..]))
+        let prefix = prefix_words(name.as_bytes());
+        self.names.iter().find(|n| {
+            n.prefix == prefix && n.text.len() == name.len() && (name.len() <= 16 || n.text[16..] == name[16..])
+        })
     }
 }
 
-/// Up to the first eight bytes of `bytes`, zero-padded, as one word: most member names are
-/// told apart by it alone, without a byte-wise comparison.
-pub(super) fn prefix_word(bytes: &[u8]) -> u64 {
-    let mut word = [0u8; 8];
-    let len = bytes.len().min(8);
-    word[..len].copy_from_slice(&bytes[..len]);
-    u64::from_le_bytes(word)
+/// Up to the first sixteen bytes of `bytes`, zero-padded, as two words: member names are told
+/// apart by them (and the length) without a byte-wise comparison, up to sixteen bytes long.
+pub(super) fn prefix_words(bytes: &[u8]) -> [u64; 2] {
+    let mut words = [0u8; 16];
+    let len = bytes.len().min(16);
+    words[..len].copy_from_slice(&bytes[..len]);
+    let (low, high) = words.split_at(8);
+    [
+        u64::from_le_bytes(low.try_into().expect("eight bytes")),
+        u64::from_le_bytes(high.try_into().expect("eight bytes")),
+    ]
 }
 
 pub(super) enum Additional {
@@ -232,8 +259,8 @@ impl Program {
     pub fn compile(documents: &BTreeMap<String, Value>, file: &str) -> Result<Program, Unsupported> {
         let mut compiler = Compiler { documents, schemas: Vec::new(), compiled: BTreeMap::new() };
         let root = compiler.reference(file, "")?;
-        let mut program = Program { schemas: compiler.schemas, root, streamable: Vec::new() };
-        program.streamable = (0..program.schemas.len()).map(|index| program.is_streamable(index)).collect();
+        let mut program = Program { schemas: compiler.schemas, root, plans: Vec::new() };
+        program.plans = (0..program.schemas.len()).map(|index| program.plan(index)).collect();
         Ok(program)
     }
 
@@ -258,19 +285,58 @@ impl Program {
         index
     }
 
-    /// Whether every check of schema `index` looks at one value as it is read: its type, a
-    /// scalar's value, an object's members one by one, an array's elements one by one.
-    /// Applicators over the same value (`allOf`, `if`, a `$ref` beside other keywords) and
-    /// keywords needing a whole container are not.
-    fn is_streamable(&self, index: usize) -> bool {
-        let index = self.target(index);
-        self.schemas[index].checks.iter().all(|check| match check {
+    /// How the scan reads values against schema `index`. A schema is streamable when every
+    /// check looks at one value as it is read: its type, a scalar's value, an object's
+    /// members one by one, an array's elements one by one. Applicators over the same value
+    /// (`allOf`, `if`, a `$ref` beside other keywords) and keywords needing a whole container
+    /// are not.
+    fn plan(&self, index: usize) -> Plan {
+        let target = self.target(index);
+        let checks = &self.schemas[target].checks;
+        let mut plan = Plan {
+            target,
             // Names are read as they come, and checked as strings on the spot.
-            Check::PropertyNames(names) => {
-                self.schemas[self.target(*names)].checks.iter().all(Check::looks_at_one_value)
+            streamable: checks.iter().all(|check| match check {
+                Check::PropertyNames(names) => {
+                    self.schemas[self.target(*names)].checks.iter().all(Check::looks_at_one_value)
+                }
+                other => other.looks_at_one_value(),
+            }),
+            types: u8::MAX,
+            only_strings: false,
+            string_checks: false,
+            bounds: Vec::new(),
+            shape: None,
+            names: None,
+            items: None,
+        };
+        for (position, check) in checks.iter().enumerate() {
+            match check {
+                Check::Types(mask) => {
+                    let widened = if mask.allows(TypeMask::NUMBER) { mask.0 | TypeMask::INTEGER } else { mask.0 };
+                    plan.types &= widened;
+                }
+                Check::ConstString(_) | Check::EnumStrings(_) => {
+                    plan.only_strings = true;
+                    plan.string_checks = true;
+                }
+                Check::Length { .. } | Check::Delegate { .. } => plan.string_checks = true,
+                Check::Bound(bound, limit) => plan.bounds.push((*bound, *limit)),
+                Check::Object(_) => plan.shape = Some(position),
+                Check::PropertyNames(names) => plan.names = Some(self.target(*names)),
+                Check::Items(items) => plan.items = Some(*items),
+                _ => {}
             }
-            other => other.looks_at_one_value(),
-        })
+        }
+        plan
+    }
+
+    /// The `properties`/`required`/`additionalProperties` checks of a plan.
+    pub(super) fn shape(&self, plan: &Plan) -> Option<&ObjectShape> {
+        match &self.schemas[plan.target].checks[plan.shape?] {
+            Check::Object(shape) => Some(shape),
+            _ => None,
+        }
     }
 
     fn schema(&self, index: usize, instance: TapeNode<'_>, depth: usize) -> Result<bool, Undecided> {
@@ -421,13 +487,19 @@ pub(super) fn is_integer(number: &Number) -> bool {
 
 /// Whether `number` satisfies `bound`; `None` when it cannot be compared exactly here.
 pub(super) fn within(number: &Number, bound: Bound, limit: Limit) -> Option<bool> {
-    let ordering = compare(number, limit)?;
-    Some(match bound {
-        Bound::Minimum => ordering.is_ge(),
-        Bound::Maximum => ordering.is_le(),
-        Bound::ExclusiveMinimum => ordering.is_gt(),
-        Bound::ExclusiveMaximum => ordering.is_lt(),
-    })
+    Some(bound.holds(compare(number, limit)?))
+}
+
+impl Bound {
+    /// Whether a value that compares to the limit as `ordering` satisfies the bound.
+    pub(super) fn holds(self, ordering: std::cmp::Ordering) -> bool {
+        match self {
+            Bound::Minimum => ordering.is_ge(),
+            Bound::Maximum => ordering.is_le(),
+            Bound::ExclusiveMinimum => ordering.is_gt(),
+            Bound::ExclusiveMaximum => ordering.is_lt(),
+        }
+    }
 }
 
 /// The exact order of `number` and `limit`, integers against floats included.
@@ -575,7 +647,7 @@ impl Compiler<'_> {
                             }
                             None => shape.names.push(Name {
                                 text: name.as_str().into(),
-                                prefix: prefix_word(name.as_bytes()),
+                                prefix: prefix_words(name.as_bytes()),
                                 schema: Some(schema),
                                 in_properties: true,
                                 required_bit: 0,
@@ -596,7 +668,7 @@ impl Compiler<'_> {
                             Some(_) => continue,
                             None => shape.names.push(Name {
                                 text: name.into(),
-                                prefix: prefix_word(name.as_bytes()),
+                                prefix: prefix_words(name.as_bytes()),
                                 schema: None,
                                 in_properties: false,
                                 required_bit: bit,

@@ -17,7 +17,9 @@ use jsonschema::json::Json as _;
 
 use crate::byte_search;
 
-use super::compiled::{is_integer, within, Additional, Check, ObjectShape, Program, TypeMask, Undecided};
+use std::cmp::Ordering;
+
+use super::compiled::{is_integer, within, Additional, Check, Limit, Plan, Program, TypeMask, Undecided};
 use super::tape::{self, read_number, Tape, TapeJson, STRING_STOP};
 
 /// Nesting past this is left to the tape path (whose own limit it is).
@@ -129,63 +131,78 @@ impl<'p, 't> Scanner<'p, 't> {
         if depth > MAX_DEPTH {
             return Err(Undecided);
         }
-        let schema = schema.map(|index| self.program.target(index));
-        if let Some(index) = schema.filter(|index| !self.program.streamable[*index]) {
-            return self.whole_value(index, depth);
-        }
         let program: &'p Program = self.program;
-        let checks: &'p [Check] = schema.map_or(&[], |index| &program.schemas[index].checks);
+        let plan = schema.map_or(&ANY_VALUE, |index| &program.plans[index]);
+        if !plan.streamable {
+            return self.whole_value(plan.target, depth);
+        }
         self.skip_whitespace();
         let Some(&first) = self.bytes.get(self.pos) else { return Ok(false) };
-        match first {
-            b'{' => {
-                if !types_allow(checks, TypeMask::OBJECT) || has_scalar_equality(checks) {
-                    return Ok(false);
-                }
-                self.object(checks, depth)
-            }
-            b'[' => {
-                if !types_allow(checks, TypeMask::ARRAY) || has_scalar_equality(checks) {
-                    return Ok(false);
-                }
-                let items = checks.iter().find_map(|check| match check {
-                    Check::Items(items) => Some(*items),
-                    _ => None,
-                });
-                self.array(items, depth)
-            }
+        let bit = match first {
             b'"' => {
                 let Some(text) = self.string()? else { return Ok(false) };
-                Ok(self.string_holds(checks, text))
+                return Ok(self.string_holds(plan, text));
             }
-            b'-' | b'0'..=b'9' => {
-                let Some(number) = read_number(self.bytes, &mut self.pos) else { return Ok(false) };
-                let bits = TypeMask::NUMBER | if is_integer(&number) { TypeMask::INTEGER } else { 0 };
-                if !types_allow(checks, bits) || has_scalar_equality(checks) {
+            _ if plan.only_strings => return Ok(false),
+            b'{' => TypeMask::OBJECT,
+            b'[' => TypeMask::ARRAY,
+            b'-' | b'0'..=b'9' => match self.number(plan)? {
+                Some(bit) => bit,
+                None => return Ok(false),
+            },
+            b't' | b'f' | b'n' => {
+                let (word, bit): (&[u8], u8) = match first {
+                    b't' => (b"true", TypeMask::BOOLEAN),
+                    b'f' => (b"false", TypeMask::BOOLEAN),
+                    _ => (b"null", TypeMask::NULL),
+                };
+                if !self.bytes[self.pos..].starts_with(word) {
                     return Ok(false);
                 }
-                for check in checks {
-                    if let Check::Bound(bound, limit) = check {
-                        if !within(&number, *bound, *limit).ok_or(Undecided)? {
-                            return Ok(false);
-                        }
-                    }
-                }
-                Ok(true)
+                self.pos += word.len();
+                bit
             }
-            b't' => self.literal(b"true", checks, TypeMask::BOOLEAN),
-            b'f' => self.literal(b"false", checks, TypeMask::BOOLEAN),
-            b'n' => self.literal(b"null", checks, TypeMask::NULL),
-            _ => Ok(false),
+            _ => return Ok(false),
+        };
+        if plan.types & bit == 0 {
+            return Ok(false);
+        }
+        match bit {
+            TypeMask::OBJECT => self.object(plan, depth),
+            TypeMask::ARRAY => self.array(plan.items, depth),
+            _ => Ok(true),
         }
     }
 
-    fn literal(&mut self, word: &[u8], checks: &[Check], bit: u8) -> Step {
-        if !self.bytes[self.pos..].starts_with(word) {
-            return Ok(false);
+    /// A number at `pos` checked against `plan`'s bounds: its type bit, or `None` when it is
+    /// not a JSON number or out of bounds. Most bounds in message schemas are against zero,
+    /// which the literal's sign and digits settle without computing its value.
+    fn number(&mut self, plan: &Plan) -> Result<Option<u8>, Undecided> {
+        let start = self.pos;
+        let Some(literal) = NumberLiteral::read(self.bytes, &mut self.pos) else { return Ok(None) };
+        // Up to 300 digits and without an exponent, a literal neither overflows nor rounds
+        // to zero, so its sign and digits are its order against zero.
+        let plain = !literal.exponent && literal.digits <= 300;
+        if plain && plan.bounds.iter().all(|(_, limit)| matches!(limit, Limit::Integer(0))) {
+            let ordering = match (literal.zero, literal.negative) {
+                (true, _) => Ordering::Equal,
+                (false, true) => Ordering::Less,
+                (false, false) => Ordering::Greater,
+            };
+            if !plan.bounds.iter().all(|(bound, _)| bound.holds(ordering)) {
+                return Ok(None);
+            }
+            // serde_json reads `5.0` as a float, which jsonschema counts as an integer too.
+            return Ok(Some(if literal.whole { TypeMask::INTEGER } else { TypeMask::NUMBER }));
         }
-        self.pos += word.len();
-        Ok(types_allow(checks, bit) && !has_scalar_equality(checks))
+        self.pos = start;
+        let Some(number) = read_number(self.bytes, &mut self.pos) else { return Ok(None) };
+        for (bound, limit) in &plan.bounds {
+            if !within(&number, *bound, *limit).ok_or(Undecided)? {
+                return Ok(None);
+            }
+        }
+        Ok(Some(if is_integer(&number) { TypeMask::INTEGER } else { TypeMask::NUMBER }))
     }
 
     /// A string at `pos` (on its quote) without escapes: its text. `None` when it is not a
@@ -206,10 +223,16 @@ impl<'p, 't> Scanner<'p, 't> {
     }
 
     /// Whether a string satisfies every check of a streamable schema.
-    fn string_holds(&mut self, checks: &[Check], text: &str) -> bool {
-        for check in checks {
+    fn string_holds(&mut self, plan: &Plan, text: &str) -> bool {
+        if plan.types & TypeMask::STRING == 0 {
+            return false;
+        }
+        if !plan.string_checks {
+            return true;
+        }
+        let program: &'p Program = self.program;
+        for check in &program.schemas[plan.target].checks {
             let holds = match check {
-                Check::Types(mask) => mask.allows(TypeMask::STRING),
                 Check::ConstString(expected) => **expected == *text,
                 Check::EnumStrings(options) => options.iter().any(|option| **option == *text),
                 Check::Length { min, max } => {
@@ -228,16 +251,9 @@ impl<'p, 't> Scanner<'p, 't> {
         true
     }
 
-    fn object(&mut self, checks: &[Check], depth: usize) -> Step {
-        let mut shape: Option<&ObjectShape> = None;
-        let mut names: Option<usize> = None;
-        for check in checks {
-            match check {
-                Check::Object(found) => shape = Some(found),
-                Check::PropertyNames(index) => names = Some(self.program.target(*index)),
-                _ => {}
-            }
-        }
+    fn object(&mut self, plan: &Plan, depth: usize) -> Step {
+        let program: &'p Program = self.program;
+        let shape = program.shape(plan);
         self.pos += 1;
         self.skip_whitespace();
         let mut seen = 0u64;
@@ -250,9 +266,8 @@ impl<'p, 't> Scanner<'p, 't> {
                     return Ok(false);
                 }
                 let Some(name) = self.string()? else { return Ok(false) };
-                if let Some(index) = names {
-                    let program: &'p Program = self.program;
-                    if !self.string_holds(&program.schemas[index].checks, name) {
+                if let Some(index) = plan.names {
+                    if !self.string_holds(&program.plans[index], name) {
                         return Ok(false);
                     }
                 }
@@ -339,17 +354,79 @@ fn string_stop(bytes: &[u8], from: usize) -> Option<usize> {
     )
 }
 
-fn types_allow(checks: &[Check], bits: u8) -> bool {
-    checks.iter().all(|check| match check {
-        Check::Types(mask) => mask.allows(bits),
-        _ => true,
-    })
+/// What a number literal's text says without computing its value.
+struct NumberLiteral {
+    negative: bool,
+    /// Every digit is 0.
+    zero: bool,
+    /// No fraction digit other than 0.
+    whole: bool,
+    exponent: bool,
+    /// Digits before and after the point.
+    digits: usize,
 }
 
-/// A `const` or `enum` of strings, which no value other than a string satisfies.
-fn has_scalar_equality(checks: &[Check]) -> bool {
-    checks.iter().any(|check| matches!(check, Check::ConstString(_) | Check::EnumStrings(_)))
+impl NumberLiteral {
+    /// The literal at `*pos` by RFC 8259's grammar, `*pos` moved past it; `None` when it is
+    /// not one.
+    fn read(bytes: &[u8], pos: &mut usize) -> Option<NumberLiteral> {
+        let digits = |pos: &mut usize| {
+            let from = *pos;
+            while bytes.get(*pos).is_some_and(u8::is_ascii_digit) {
+                *pos += 1;
+            }
+            from..*pos
+        };
+        let negative = bytes.get(*pos) == Some(&b'-');
+        *pos += usize::from(negative);
+        let integer = digits(pos);
+        if integer.is_empty() || (integer.len() > 1 && bytes[integer.start] == b'0') {
+            return None;
+        }
+        let mut literal = NumberLiteral {
+            negative,
+            zero: bytes[integer.start] == b'0',
+            whole: true,
+            exponent: false,
+            digits: integer.len(),
+        };
+        if bytes.get(*pos) == Some(&b'.') {
+            *pos += 1;
+            let fraction = digits(pos);
+            if fraction.is_empty() {
+                return None;
+            }
+            let fraction_zero = bytes[fraction.clone()].iter().all(|b| *b == b'0');
+            literal.zero &= fraction_zero;
+            literal.whole = fraction_zero;
+            literal.digits += fraction.len();
+        }
+        if let Some(b'e' | b'E') = bytes.get(*pos) {
+            *pos += 1;
+            if let Some(b'+' | b'-') = bytes.get(*pos) {
+                *pos += 1;
+            }
+            if digits(pos).is_empty() {
+                return None;
+            }
+            literal.exponent = true;
+        }
+        Some(literal)
+    }
 }
+
+/// The plan for a value read only for its syntax.
+static ANY_VALUE: Plan = Plan {
+    target: 0,
+    streamable: true,
+    types: u8::MAX,
+    only_strings: false,
+    string_checks: false,
+    bounds: Vec::new(),
+    shape: None,
+    names: None,
+    items: None,
+};
 
 #[cfg(test)]
 mod tests {
