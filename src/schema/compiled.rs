@@ -132,6 +132,21 @@ impl Check {
     }
 }
 
+impl Plan {
+    /// Any value: nothing but its syntax is checked.
+    pub(super) const ANY: Plan = Plan {
+        target: 0,
+        streamable: true,
+        types: u8::MAX,
+        only_strings: false,
+        string_checks: false,
+        bounds: Vec::new(),
+        shape: None,
+        names: None,
+        items: None,
+    };
+}
+
 /// `properties`, `required` and `additionalProperties` in one pass over the members.
 pub(super) struct ObjectShape {
     /// Every name in `properties` or `required`.
@@ -302,13 +317,7 @@ impl Program {
                 }
                 other => other.looks_at_one_value(),
             }),
-            types: u8::MAX,
-            only_strings: false,
-            string_checks: false,
-            bounds: Vec::new(),
-            shape: None,
-            names: None,
-            items: None,
+            ..Plan::ANY
         };
         for (position, check) in checks.iter().enumerate() {
             match check {

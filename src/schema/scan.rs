@@ -416,17 +416,7 @@ impl NumberLiteral {
 }
 
 /// The plan for a value read only for its syntax.
-static ANY_VALUE: Plan = Plan {
-    target: 0,
-    streamable: true,
-    types: u8::MAX,
-    only_strings: false,
-    string_checks: false,
-    bounds: Vec::new(),
-    shape: None,
-    names: None,
-    items: None,
-};
+static ANY_VALUE: Plan = Plan::ANY;
 
 #[cfg(test)]
 mod tests {
