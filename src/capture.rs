@@ -103,6 +103,35 @@ impl<R: BufRead> MessageReader<R> {
         MessageReader { input, max_bytes, layout: Layout::Unknown, line: 1, pending: None, scratch: Vec::new() }
     }
 
+    /// A reader that continues a JSON Lines input at line `line`: the layout is not
+    /// re-detected, so a line that opens an array is one (multi-line) message, as it would
+    /// have been had the whole input been read by one reader.
+    pub fn resume_lines(input: R, max_bytes: usize, line: usize) -> MessageReader<R> {
+        MessageReader { layout: Layout::Lines, line, ..MessageReader::new(input, max_bytes) }
+    }
+
+    /// A reader for the rest of an input, from line `line`, where nothing but blank lines
+    /// came before: the layout is still to be detected.
+    pub fn from_line(input: R, max_bytes: usize, line: usize) -> MessageReader<R> {
+        MessageReader { line, ..MessageReader::new(input, max_bytes) }
+    }
+
+    /// The input from here and the number of the line it starts on, when the reader stands
+    /// at the start of a line of JSON Lines with nothing read ahead, so that a faster line
+    /// splitter can take over; the reader itself otherwise.
+    pub fn into_line_input(self) -> Result<(R, usize), MessageReader<R>> {
+        if self.at_line_start() {
+            Ok((self.input, self.line))
+        } else {
+            Err(self)
+        }
+    }
+
+    /// Whether the reader stands at the start of a line of JSON Lines with nothing read ahead.
+    pub fn at_line_start(&self) -> bool {
+        self.layout == Layout::Lines && self.pending.is_none()
+    }
+
     /// The next message, or `None` at the end of the input.
     pub fn next_message(&mut self) -> io::Result<Option<RawMessage>> {
         Ok(match self.next()? {
@@ -215,13 +244,13 @@ impl<R: BufRead> MessageReader<R> {
             if trimmed.is_empty() {
                 continue;
             }
-            let mut depth = Depth::default();
-            depth.feed(trimmed);
-            if depth.closed() || parses(trimmed) {
+            if is_closed_or_parses(trimmed) {
                 let (from, to) = trimmed_range(line_bytes);
                 return Ok(Some(Next::Line { line: start, from, to }));
             }
             // A multi-line document (or a broken line).
+            let mut depth = Depth::default();
+            depth.feed(trimmed);
             let mut document = trimmed.to_vec();
             document.push(b'\n');
             loop {
@@ -342,11 +371,67 @@ impl<R> MessageReader<R> {
     }
 }
 
-fn too_large(line: usize, max: usize) -> RawMessage {
-    RawMessage {
-        line,
-        text: Err(format!("the message is larger than {max} bytes (--max-message-bytes); it was skipped")),
+/// A line of a chunk of JSON Lines, as [`next_line`] reads it.
+#[derive(Debug, PartialEq)]
+pub struct ChunkLine<'c> {
+    /// 1-based line number.
+    pub line: usize,
+    /// Where the line starts in the chunk.
+    pub offset: usize,
+    /// The trimmed line, or why it has no text (too large, not UTF-8): what [`MessageReader`]
+    /// yields for it, unless [`ChunkLine::opens_document`] says that a multi-line document
+    /// starts here.
+    pub text: Result<&'c str, String>,
+    /// The trimmed line's bytes; `None` for a line over the cap, which is never stored.
+    bytes: Option<&'c [u8]>,
+}
+
+impl ChunkLine<'_> {
+    /// Whether the line opens a value it does not close, so that [`MessageReader`] would
+    /// read it together with the lines after it (not UTF-8 or not, as the reader does).
+    pub fn opens_document(&self) -> bool {
+        self.bytes.is_some_and(|bytes| !is_closed_or_parses(bytes))
     }
+}
+
+/// The next non-blank line of `chunk` at or after `*offset` (which moves past it), numbered
+/// from `*line`; `None` at the chunk's end.
+///
+/// `validate` splits JSON Lines itself, in parallel, with this. On such input it reads what
+/// [`MessageReader`] reads, and the bracket count that finds multi-line documents
+/// ([`ChunkLine::opens_document`]) is spent only on lines that are not valid messages anyway.
+pub fn next_line<'c>(chunk: &'c [u8], offset: &mut usize, line: &mut usize, max_bytes: usize) -> Option<ChunkLine<'c>> {
+    while *offset < chunk.len() {
+        let start = *offset;
+        let end = memchr::memchr(b'\n', &chunk[start..]).map_or(chunk.len(), |at| start + at);
+        *offset = end + 1;
+        let number = *line;
+        *line += 1;
+        if end - start > max_bytes {
+            let text = Err(too_large_reason(max_bytes));
+            return Some(ChunkLine { line: number, offset: start, text, bytes: None });
+        }
+        let trimmed = trim(&chunk[start..end]);
+        if !trimmed.is_empty() {
+            return Some(ChunkLine { line: number, offset: start, text: utf8_str(trimmed), bytes: Some(trimmed) });
+        }
+    }
+    None
+}
+
+/// The reader's test for a line that is a message on its own.
+fn is_closed_or_parses(trimmed: &[u8]) -> bool {
+    let mut depth = Depth::default();
+    depth.feed(trimmed);
+    depth.closed() || parses(trimmed)
+}
+
+fn too_large(line: usize, max: usize) -> RawMessage {
+    RawMessage { line, text: Err(too_large_reason(max)) }
+}
+
+fn too_large_reason(max: usize) -> String {
+    format!("the message is larger than {max} bytes (--max-message-bytes); it was skipped")
 }
 
 fn utf8(bytes: Vec<u8>) -> Result<String, String> {

@@ -283,3 +283,109 @@ fn schemas_diff_classifies_a_spec_authors_edits_and_gates_on_breaking_ones() {
     assert_eq!(missing.code, 2);
     assert!(missing.stderr.contains("/no/such/dir"), "{}", missing.stderr);
 }
+
+/// What `validate` must report for `input`: the reader's messages, one at a time, each checked
+/// the full way — the sequential definition that the parallel line splitter must match.
+fn expected_report(input: &[u8], max_bytes: usize) -> Vec<(u64, bool, Option<String>)> {
+    let catalog = wsprobe::schema::Catalog::embedded().unwrap();
+    let mut reader = wsprobe::capture::MessageReader::new(input, max_bytes);
+    let mut expected = Vec::new();
+    while let Some(raw) = reader.next_message().unwrap() {
+        let captured = raw.parse();
+        let (valid, message_type) = match &captured.parsed {
+            Ok(value) => {
+                let verdict = catalog.validate(wsprobe::schema::MessageSet::Core, value);
+                (verdict.is_valid(), verdict.message_type)
+            }
+            Err(_) => (false, None),
+        };
+        expected.push((captured.line as u64, valid, message_type));
+    }
+    expected
+}
+
+fn reported(stdout: &str) -> Vec<(u64, bool, Option<String>)> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|r| (r["line"].as_u64().unwrap(), r["valid"] == true, r["type"].as_str().map(str::to_string)))
+        .collect()
+}
+
+#[test]
+fn json_lines_split_in_parallel_read_exactly_what_the_reader_reads() {
+    // Past two waves of 4 MB chunks, with everything the reader treats specially scattered
+    // densely enough that some of it straddles the chunks' edges.
+    let pretty = serde_json::to_string_pretty(&serde_json::from_str::<Value>(PONG).unwrap()).unwrap();
+    let type_first = r#"{"type":"Pong","data":{"timestamp":1},"timestamp":2}"#;
+    let odd: Vec<Vec<u8>> = vec![
+        b"hello".to_vec(),
+        br#"{"type":"Pong","data":"#.to_vec(),
+        pretty.clone().into_bytes(),
+        pretty.replace("1697234567000", "-5").into_bytes(),
+        b"[\n  1,\n  2\n]".to_vec(),
+        b"{\"a\": [1,\n{\"type\":\"Pong\"}".to_vec(),
+        b"\xff\xfe not UTF-8".to_vec(),
+        format!("{{\"type\":\"{}\"}}", "x".repeat(5000)).into_bytes(),
+        b"   ".to_vec(),
+        format!("{type_first}\r").into_bytes(),
+        br#"{"type":"Pong","data":{"timestamp":1},"timestamp":-2}"#.to_vec(),
+    ];
+    let mut input = Vec::with_capacity(10 << 20);
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    while input.len() < 10 << 20 {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        match (seed >> 33) % 40 {
+            0..=10 => input.extend_from_slice(&odd[((seed >> 40) % odd.len() as u64) as usize]),
+            11..=25 => input.extend_from_slice(type_first.as_bytes()),
+            _ => input.extend_from_slice(PONG.as_bytes()),
+        }
+        input.push(b'\n');
+    }
+    let max_bytes = 4096;
+    let expected = expected_report(&input, max_bytes);
+    let file = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("mixed.jsonl");
+    std::fs::write(&file, &input).unwrap();
+    let out = wsprobe(
+        &["validate", "--format", "json", "--max-message-bytes", &max_bytes.to_string(), file.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let got = reported(&out.stdout);
+    if let Some(at) = got.iter().zip(&expected).position(|(g, e)| g != e) {
+        panic!("message {at} differs: got {:?}, the reader reads {:?}", got[at], expected[at]);
+    }
+    assert_eq!(got.len(), expected.len());
+    assert!(expected.iter().any(|(_, valid, _)| *valid) && expected.iter().any(|(_, valid, _)| !*valid));
+
+    // Nothing but pretty documents: the chunks' edges fall inside them.
+    let mut all_pretty = Vec::with_capacity(9 << 20);
+    while all_pretty.len() < 9 << 20 {
+        all_pretty.extend_from_slice(pretty.as_bytes());
+        all_pretty.push(b'\n');
+    }
+    let expected = expected_report(&all_pretty, max_bytes);
+    std::fs::write(&file, &all_pretty).unwrap();
+    let out = wsprobe(
+        &["validate", "--format", "json", "--max-message-bytes", &max_bytes.to_string(), file.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(reported(&out.stdout), expected);
+
+    // A top-level array first, then JSON Lines after it: the reader, then the splitter.
+    let mut array = b"\n\n[\n".to_vec();
+    for i in 0..2000 {
+        array.extend_from_slice(if i % 7 == 0 { pretty.as_bytes() } else { PONG.as_bytes() });
+        array.extend_from_slice(b",\n");
+    }
+    array.extend_from_slice(format!("{PONG}\n]\n").as_bytes());
+    array.extend_from_slice(&input[..1 << 20]);
+    let expected = expected_report(&array, max_bytes);
+    std::fs::write(&file, &array).unwrap();
+    let out = wsprobe(
+        &["validate", "--format", "json", "--max-message-bytes", &max_bytes.to_string(), file.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(reported(&out.stdout), expected);
+}
