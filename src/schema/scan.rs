@@ -13,14 +13,12 @@
 //! `serde_json` path, which explains. `fast_path_agrees` (tests/integration/fuzz.rs) holds its
 //! answers to the full validator's.
 
-use jsonschema::json::Json as _;
-
-use crate::byte_search;
-
 use std::cmp::Ordering;
 
+use jsonschema::json::Json as _;
+
 use super::compiled::{is_integer, within, Additional, Check, Limit, Plan, Program, TypeMask, Undecided};
-use super::tape::{self, read_number, Tape, TapeJson, STRING_STOP};
+use super::tape::{self, read_number, string_stop, Tape, TapeJson, STRING_STOP};
 
 /// Nesting past this is left to the tape path (whose own limit it is).
 const MAX_DEPTH: usize = 64;
@@ -63,7 +61,7 @@ fn leading_type(text: &str) -> Option<&str> {
     expect(b":", &mut pos)?;
     expect(b"\"", &mut pos)?;
     let start = pos;
-    let end = start + bytes[start..].iter().position(|b| STRING_STOP[usize::from(*b)])?;
+    let end = string_stop(bytes, start)?;
     (bytes[end] == b'"').then(|| &text[start..end])
 }
 
@@ -342,16 +340,6 @@ impl<'p, 't> Scanner<'p, 't> {
             None => Err(Undecided),
         }
     }
-}
-
-/// The first quote, backslash or control character at or after `from`.
-fn string_stop(bytes: &[u8], from: usize) -> Option<usize> {
-    byte_search::find(
-        bytes,
-        from,
-        |word| byte_search::matches(word, b'"') | byte_search::matches(word, b'\\') | byte_search::controls(word),
-        |byte| STRING_STOP[usize::from(byte)],
-    )
 }
 
 /// What a number literal's text says without computing its value.
