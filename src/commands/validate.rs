@@ -176,18 +176,9 @@ impl<'a> Checker<'a> {
         let mut tape = Tape::default();
         let (mut offset, mut line) = (0, chunk.line);
         while let Some(found) = capture::next_line(&chunk.bytes, &mut offset, &mut line, self.max_bytes) {
-            if let Ok(text) = found.text {
-                if let Some(message_type) = fast_valid_type(self.catalog, self.set, text, &mut tape) {
-                    totals.valid += 1;
-                    let outcome = MessageOutcome {
-                        file: self.file,
-                        line: found.line,
-                        message_type: Some(message_type),
-                        violations: &[],
-                    };
-                    reporter.message(&outcome)?;
-                    continue;
-                }
+            let text = found.text.as_deref().map_err(String::as_str);
+            if self.report_fast_valid(found.line, text, &mut tape, &mut *reporter, &mut totals)? {
+                continue;
             }
             if found.opens_document() {
                 // The reader takes the document (and any broken line it finds) from here,
@@ -216,8 +207,14 @@ impl<'a> Checker<'a> {
                 continue;
             }
             // Not valid the fast way: the full way, which explains.
-            let captured = capture::parse(found.line, found.text.as_deref().map_err(String::as_str));
-            check_captured(self.catalog, self.set, self.file, captured, &mut *reporter, &mut totals)?;
+            check_captured(
+                self.catalog,
+                self.set,
+                self.file,
+                capture::parse(found.line, text),
+                &mut *reporter,
+                &mut totals,
+            )?;
         }
         drop(reporter);
         Ok((buffer, totals, None))
@@ -232,15 +229,32 @@ impl<'a> Checker<'a> {
         reporter: &mut dyn ValidationReporter,
         totals: &mut Totals,
     ) -> std::io::Result<()> {
-        if let Ok(text) = text {
-            if let Some(message_type) = fast_valid_type(self.catalog, self.set, text, tape) {
-                totals.valid += 1;
-                let outcome =
-                    MessageOutcome { file: self.file, line, message_type: Some(message_type), violations: &[] };
-                return reporter.message(&outcome);
-            }
+        if self.report_fast_valid(line, text, tape, reporter, totals)? {
+            return Ok(());
         }
         check_captured(self.catalog, self.set, self.file, capture::parse(line, text), reporter, totals)
+    }
+
+    /// Reports the message as valid when [`fast_valid_type`] says it is; false otherwise,
+    /// with nothing reported.
+    fn report_fast_valid(
+        &self,
+        line: usize,
+        text: Result<&str, &str>,
+        tape: &mut Tape,
+        reporter: &mut dyn ValidationReporter,
+        totals: &mut Totals,
+    ) -> std::io::Result<bool> {
+        let Ok(text) = text else { return Ok(false) };
+        let Some(message_type) = fast_valid_type(self.catalog, self.set, text, tape) else { return Ok(false) };
+        totals.valid += 1;
+        reporter.message(&MessageOutcome {
+            file: self.file,
+            line,
+            message_type: Some(message_type),
+            violations: &[],
+        })?;
+        Ok(true)
     }
 
     /// Checks the messages `reader` reads, a wave of batches at a time, until the input ends
@@ -251,20 +265,17 @@ impl<'a> Checker<'a> {
         out: &mut dyn Write,
         totals: &mut Totals,
     ) -> anyhow::Result<Option<(R, usize)>> {
-        let Checker { catalog, set, format, file, threads, .. } = *self;
         loop {
-            let wave = read_wave(&mut reader, threads, file)?;
+            let wave = read_wave(&mut reader, self.threads, self.file)?;
             if wave.is_empty() {
                 return Ok(None);
             }
             let results: Vec<std::io::Result<(Vec<u8>, Totals)>> = if wave.len() == 1 {
-                vec![check_batch(catalog, set, format, file, &wave[0])]
+                vec![check_batch(self, &wave[0])]
             } else {
                 std::thread::scope(|scope| {
-                    let handles: Vec<_> = wave
-                        .iter()
-                        .map(|batch| scope.spawn(move || check_batch(catalog, set, format, file, batch)))
-                        .collect();
+                    let handles: Vec<_> =
+                        wave.iter().map(|batch| scope.spawn(move || check_batch(self, batch))).collect();
                     handles.into_iter().map(|h| h.join().expect("a validation thread panicked")).collect()
                 })
             };
@@ -363,28 +374,14 @@ fn read_wave<R: BufRead>(reader: &mut MessageReader<R>, threads: usize, file: &s
 /// Each message first goes through [`fast_valid_type`], which can only say "valid" for
 /// certain. Any other message is parsed into a `serde_json::Value` and checked by
 /// [`Catalog::validate`], so every error reported comes from that one path.
-fn check_batch(
-    catalog: &Catalog,
-    set: MessageSet,
-    format: ReportFormat,
-    file: &str,
-    batch: &Batch,
-) -> std::io::Result<(Vec<u8>, Totals)> {
+fn check_batch(checker: &Checker<'_>, batch: &Batch) -> std::io::Result<(Vec<u8>, Totals)> {
     let mut buffer = Vec::with_capacity(batch.messages.len() * 96);
-    let mut reporter = reporter(format, &mut buffer);
+    let mut reporter = reporter(checker.format, &mut buffer);
     let mut totals = Totals::default();
     let mut tape = Tape::default();
     for (line, range) in &batch.messages {
         let text = range.as_ref().map(|range| &batch.text[range.clone()]).map_err(String::as_str);
-        if let Ok(text) = text {
-            if let Some(message_type) = fast_valid_type(catalog, set, text, &mut tape) {
-                totals.valid += 1;
-                let outcome = MessageOutcome { file, line: *line, message_type: Some(message_type), violations: &[] };
-                reporter.message(&outcome)?;
-                continue;
-            }
-        }
-        check_captured(catalog, set, file, capture::parse(*line, text), &mut *reporter, &mut totals)?;
+        checker.check_message(*line, text, &mut tape, &mut *reporter, &mut totals)?;
     }
     drop(reporter);
     Ok((buffer, totals))
