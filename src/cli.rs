@@ -205,6 +205,35 @@ pub struct SuiteArgs {
     /// Multiply every timeout by this factor, for slow links.
     #[arg(long, default_value_t = 1.0, value_parser = positive_factor)]
     pub timeout_scale: f64,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+/// How to reach the server: TLS, proxy and handshake headers. Shared by every command that
+/// connects, so a deployed server is reached the same way by `run`, `load` and `snapshot`.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Connection")]
+pub struct ConnectionArgs {
+    /// Trust this CA certificate (PEM) for wss://, besides the system's roots. Repeatable.
+    #[arg(long = "ca-cert", value_name = "FILE")]
+    pub ca_certs: Vec<PathBuf>,
+    /// Accept any TLS certificate (wss://). Warns, and reports say the run was unverified.
+    #[arg(long)]
+    pub insecure: bool,
+    /// An extra upgrade header, e.g. 'X-Api-Key: abc'. Repeatable; WSPROBE_HEADERS holds one per line.
+    #[arg(long = "header", value_name = "'NAME: VALUE'", env = "WSPROBE_HEADERS", hide_env_values = true,
+          value_delimiter = '\n', value_parser = crate::network::parse_header)]
+    pub headers: Vec<(String, String)>,
+    /// The Origin header, as a browser on that page would send it, e.g. https://app.example.com.
+    #[arg(long, value_name = "URL", value_parser = crate::network::parse_origin)]
+    pub origin: Option<String>,
+    /// Offer this subprotocol (Sec-WebSocket-Protocol). Repeatable; the server must choose one.
+    #[arg(long = "subprotocol", value_name = "NAME", value_parser = crate::network::parse_subprotocol)]
+    pub subprotocols: Vec<String>,
+    /// Tunnel through this HTTP CONNECT proxy (http://[user:pass@]host:port). Without it,
+    /// HTTPS_PROXY (wss://), http_proxy (ws://) and ALL_PROXY are used, minus NO_PROXY.
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -371,6 +400,12 @@ pub struct LoadArgs {
     /// The bundled server's simulation tick (more push traffic when shorter).
     #[arg(long, default_value = "1s", value_parser = duration_arg)]
     pub server_tick: std::time::Duration,
+    /// Spread connections over these local addresses, in turn: ADDR[,ADDR…] or a CIDR block
+    /// (127.0.0.2/31), to get past per-IP limits and the ~28,000 ports of one address.
+    #[arg(long, value_name = "ADDRS", value_parser = crate::network::SourceAddresses::parse)]
+    pub source_ip: Option<crate::network::SourceAddresses>,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 }
 
 /// `-` as an output path means standard output, for every output flag.

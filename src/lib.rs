@@ -7,6 +7,7 @@ pub mod clients;
 pub mod commands;
 pub mod exit;
 pub mod load;
+pub mod network;
 pub mod outcome;
 pub mod profile;
 pub mod profile_hint;

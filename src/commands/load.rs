@@ -33,6 +33,7 @@ pub fn run(catalog: Catalog, args: &LoadArgs) -> anyhow::Result<u8> {
         max_message_bytes: args.max_message_bytes,
         clock_offset: args.clock_offset,
         max_connect_failure_rate: args.max_connect_failures,
+        network: super::network(&args.connection, args.url.as_deref(), args.source_ip.clone())?,
     };
     if let Some(shard) = args.shard {
         plan.connections = shard.connections(args.connections).map_err(anyhow::Error::msg)?;
@@ -67,6 +68,7 @@ pub fn run(catalog: Catalog, args: &LoadArgs) -> anyhow::Result<u8> {
     };
     tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(super::preflight(
         &plan.url,
+        &plan.network,
         Duration::from_secs(5),
         args.wait_for_server,
     ))?;

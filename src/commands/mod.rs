@@ -12,8 +12,11 @@ mod validate;
 
 use anyhow::Context;
 
-use crate::cli::{Cli, Command};
+use std::sync::Arc;
+
+use crate::cli::{Cli, Command, ConnectionArgs};
 use crate::exit;
+use crate::network::{Network, ProxyPolicy, SourceAddresses, TlsSettings};
 use crate::schema::{Catalog, SchemaSource};
 use crate::session::{ConnectError, ConnectOptions, Session};
 
@@ -87,12 +90,64 @@ pub struct Unreachable {
     pub reason: String,
 }
 
+/// The run's [`Network`] from its connection flags. `url` is `None` for the bundled server,
+/// which is reached directly: no proxy stands between a process and its own loopback server.
+fn network(args: &ConnectionArgs, url: Option<&str>, sources: Option<SourceAddresses>) -> anyhow::Result<Arc<Network>> {
+    let tls = TlsSettings::new(&args.ca_certs, args.insecure)?;
+    if args.insecure {
+        eprintln!(
+            "warning: --insecure: TLS certificates are not verified; anyone on the path could impersonate the server, \
+             and the report is marked unverified"
+        );
+    }
+    let mut headers = vec![("User-Agent".to_string(), crate::network::user_agent())];
+    if let Some(origin) = &args.origin {
+        headers.push(("Origin".into(), origin.clone()));
+    }
+    for (name, value) in &args.headers {
+        headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name) || args.headers.iter().any(|(m, _)| m == n));
+        headers.push((name.clone(), value.clone()));
+    }
+    let proxy = match url {
+        None => {
+            if args.proxy.is_some() {
+                eprintln!("note: --proxy is not used for the bundled server; it applies with --url");
+            }
+            ProxyPolicy::none()
+        }
+        Some(url) => {
+            let policy = ProxyPolicy::from_sources(args.proxy.as_deref(), |name| std::env::var(name).ok())
+                .map_err(anyhow::Error::msg)?;
+            if let Ok(request) = tokio_tungstenite::tungstenite::http::Uri::try_from(url) {
+                let secure = request.scheme_str().is_some_and(|s| s.eq_ignore_ascii_case("wss"));
+                let host = request.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+                if let Some(proxy) = policy.for_target(secure, host) {
+                    eprintln!("connecting through proxy {} (from {})", proxy.display(), proxy.source);
+                }
+            }
+            policy
+        }
+    };
+    Ok(Arc::new(Network {
+        tls,
+        headers,
+        subprotocols: args.subprotocols.clone(),
+        proxy,
+        sources: sources.unwrap_or_default(),
+    }))
+}
+
 /// One connection before the real work: a target that cannot be reached at all is exit code 3,
 /// not a page of identical failures. A server that answers, even badly, passes: the checks
 /// that follow say how it is wrong. With `wait`, a target that is not up yet (refused, or not
 /// answering in time) is tried again until it answers or `wait` is over, for servers that a CI
 /// job starts just before wsprobe.
-async fn preflight(url: &str, timeout: std::time::Duration, wait: Option<std::time::Duration>) -> anyhow::Result<()> {
+async fn preflight(
+    url: &str,
+    network: &Arc<Network>,
+    timeout: std::time::Duration,
+    wait: Option<std::time::Duration>,
+) -> anyhow::Result<()> {
     let deadline = wait.map(|wait| tokio::time::Instant::now() + wait);
     let mut pause = std::time::Duration::from_millis(50);
     let mut told = false;
@@ -101,13 +156,18 @@ async fn preflight(url: &str, timeout: std::time::Duration, wait: Option<std::ti
             Some(deadline) => timeout.min(deadline.saturating_duration_since(tokio::time::Instant::now())).max(pause),
             None => timeout,
         };
-        let error = match Session::connect(&ConnectOptions::new(url, attempt_timeout)).await {
+        let options = ConnectOptions::new(url, attempt_timeout).with_network(network.clone());
+        let error = match Session::connect(&options).await {
             Ok(mut session) => {
-                let _ = session.close(1000, "preflight", std::time::Duration::from_millis(500)).await;
+                session.finish(std::time::Duration::from_millis(500)).await;
                 return Ok(());
             }
             Err(error @ ConnectError::InvalidUrl { .. }) => {
                 anyhow::bail!("{error}; write it like ws://127.0.0.1:8080/ws")
+            }
+            // Retrying cannot fix a certificate or a proxy's refusal.
+            Err(error @ (ConnectError::Tls { .. } | ConnectError::Proxy(_))) => {
+                return Err(Unreachable { url: url.to_string(), reason: error.to_string() }.into());
             }
             Err(error) if error.is_unreachable() || matches!(error, ConnectError::Timeout(_)) => error,
             Err(_) => return Ok(()),

@@ -75,6 +75,7 @@ pub fn run(catalog: Catalog, args: &RunArgs, color: ColorChoice) -> anyhow::Resu
         Some((server, secret)) => (server.url().to_string(), Some(secret.clone())),
         None => (args.suite.url.clone().unwrap_or_default(), args.suite.jwt_secret.clone()),
     };
+    let network = super::network(&args.suite.connection, args.suite.url.as_deref(), None)?;
     let settings = Arc::new(RunSettings {
         url: url.clone(),
         profile: args.suite.profile,
@@ -85,13 +86,20 @@ pub fn run(catalog: Catalog, args: &RunArgs, color: ColorChoice) -> anyhow::Resu
         jobs: usize::from(args.jobs),
         max_message_bytes: args.max_message_bytes,
         record: false,
+        network: network.clone(),
     });
 
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     let show_progress = !args.no_progress && std::io::stderr().is_terminal();
     let report = runtime.block_on(async {
-        super::preflight(&settings.url, settings.scaled(Duration::from_secs(5)), args.suite.wait_for_server).await?;
+        super::preflight(
+            &settings.url,
+            &settings.network,
+            settings.scaled(Duration::from_secs(5)),
+            args.suite.wait_for_server,
+        )
+        .await?;
         let (events, mut receiver) = mpsc::unbounded_channel();
         let progress = tokio::spawn(async move {
             let bar = show_progress.then(indicatif::ProgressBar::hidden);

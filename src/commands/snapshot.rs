@@ -219,6 +219,7 @@ fn record(catalog: Catalog, args: &SnapshotArgs) -> anyhow::Result<Vec<Recorded>
         Some((server, secret)) => (server.url().to_string(), Some(secret.clone())),
         None => (args.suite.url.clone().unwrap_or_default(), args.suite.jwt_secret.clone()),
     };
+    let network = super::network(&args.suite.connection, args.suite.url.as_deref(), None)?;
     let settings = Arc::new(RunSettings {
         url,
         profile: args.suite.profile,
@@ -229,11 +230,18 @@ fn record(catalog: Catalog, args: &SnapshotArgs) -> anyhow::Result<Vec<Recorded>
         jobs: 8,
         max_message_bytes: crate::session::DEFAULT_MAX_MESSAGE_BYTES,
         record: true,
+        network: network.clone(),
     });
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     let report: RunReport = runtime.block_on(async {
-        super::preflight(&settings.url, settings.scaled(Duration::from_secs(5)), args.suite.wait_for_server).await?;
+        super::preflight(
+            &settings.url,
+            &settings.network,
+            settings.scaled(Duration::from_secs(5)),
+            args.suite.wait_for_server,
+        )
+        .await?;
         let (events, _receiver) = tokio::sync::mpsc::unbounded_channel();
         anyhow::Ok(runner::run(planned, settings.clone(), Arc::new(catalog), events, bundled.is_some()).await)
     })?;

@@ -112,6 +112,8 @@ pub struct LoadPlan {
     pub clock_offset: ClockOffset,
     /// The share of connection attempts that may fail before the run fails (0..=1).
     pub max_connect_failure_rate: f64,
+    /// How connections reach the server: TLS, proxy, headers, source addresses.
+    pub network: std::sync::Arc<crate::network::Network>,
 }
 
 impl LoadPlan {

@@ -30,6 +30,8 @@ const PUBLISH_EVERY: u64 = 64;
 const MAX_BATCH: usize = 256;
 /// Read buffer per connection: small, so ten thousand idle connections stay cheap.
 const READ_BUFFER: usize = 2 * 1024;
+/// At the end of a run: how long each connection waits for the echo of its Close 1000.
+const END_CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// Connect mode: how long a Close may wait for the server's echo before the next connect.
 /// RFC 6455 requires the echo; a server that never sends it is counted (`close_not_echoed`),
 /// and the wait is left out of the connect rate.
@@ -89,7 +91,7 @@ pub async fn run_connection(shared: Arc<Shared>, index: usize) {
         return Box::pin(connect_storm(&shared)).await;
     }
     let counters = &shared.recorder.counters;
-    let mut options = ConnectOptions::new(plan.url.clone(), plan.connect_timeout);
+    let mut options = ConnectOptions::new(plan.url.clone(), plan.connect_timeout).with_network(plan.network.clone());
     options.read_buffer_bytes = READ_BUFFER;
     options.max_message_bytes = plan.max_message_bytes;
     let mut attempts = 0u32;
@@ -152,8 +154,8 @@ pub async fn run_connection(shared: Arc<Shared>, index: usize) {
         match end {
             End::Broken => Recorder::add(&counters.connections_lost, 1),
             End::Deadline | End::Unmeasurable => {
-                // Leave politely; the server may be slow to answer, so do not wait long.
-                let _ = tokio::time::timeout(Duration::from_millis(200), ws.close(None)).await;
+                // Leave politely (Close 1000); a slow server delays the end by a second at most.
+                crate::session::close_normally(&mut ws, END_CLOSE_WAIT).await;
                 break;
             }
         }
@@ -170,6 +172,9 @@ fn connect_error_kind(error: &ConnectError) -> String {
         ConnectError::Timeout(_) => "connect_timeout".into(),
         ConnectError::Unreachable { .. } => "connect_failed".into(),
         ConnectError::InvalidUrl { .. } | ConnectError::Handshake(_) => "handshake_failed".into(),
+        ConnectError::Tls { .. } => "tls_failed".into(),
+        ConnectError::Proxy(_) => "proxy_refused".into(),
+        ConnectError::Subprotocol(_) => "no_subprotocol".into(),
     }
 }
 
@@ -533,7 +538,8 @@ async fn push_loop(shared: &Shared, ws: &mut Stream, tally: &mut Tally) -> End {
 /// Open, measure the handshake, close cleanly, repeat.
 async fn connect_storm(shared: &Shared) {
     let counters = &shared.recorder.counters;
-    let mut options = ConnectOptions::new(shared.plan.url.clone(), shared.plan.connect_timeout);
+    let mut options = ConnectOptions::new(shared.plan.url.clone(), shared.plan.connect_timeout)
+        .with_network(shared.plan.network.clone());
     options.read_buffer_bytes = READ_BUFFER;
     options.max_message_bytes = shared.plan.max_message_bytes;
     while tokio::time::Instant::now() < shared.deadline {
@@ -564,7 +570,7 @@ async fn connect_storm(shared: &Shared) {
 /// Sends a Close and waits up to [`CLOSE_ECHO_WAIT`] for the echo, counting what the server did.
 async fn close_and_await_echo(shared: &Shared, ws: &mut Stream) {
     let waiting = Instant::now();
-    if ws.close(None).await.is_err() {
+    if ws.close(Some(crate::session::normal_close())).await.is_err() {
         shared.recorder.error("close_failed");
         return;
     }
@@ -616,6 +622,7 @@ mod tests {
                 max_message_bytes: 1 << 20,
                 clock_offset: "0".parse().unwrap(),
                 max_connect_failure_rate: 0.01,
+                network: crate::network::Network::shared_default(),
             };
             let shared = Arc::new(Shared {
                 plan,

@@ -18,6 +18,8 @@ use crate::session::{
 };
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a connection the case is done with waits for the echo of its Close 1000.
+const FINISH_WAIT: Duration = Duration::from_secs(1);
 /// How long a connection accepted despite a bad token may take to be closed.
 const REJECTION_GRACE: Duration = Duration::from_secs(2);
 /// Frames shown with a failure...
@@ -119,7 +121,7 @@ pub async fn execute(case: &Case, settings: &RunSettings, catalog: &Catalog, var
     };
     let mut counter = 0;
     let hard = run.steps(&case.steps, case.level, &mut counter).await;
-    let transcript = run.finish_transcript();
+    let transcript = run.finish_transcript().await;
     let (status, message) = verdict(case.level, hard, &run.soft, settings.strict);
     let transcript = if status == Status::Passed { Vec::new() } else { transcript };
     CaseOutcome { status, message, transcript, received_types: run.received_types, recording: run.recording }
@@ -204,7 +206,7 @@ impl CaseRun<'_> {
                 if let Some(timeout) = reconnect.timeout {
                     options.timeout = self.settings.scaled(timeout);
                 }
-                self.retire_session();
+                self.retire_session().await;
                 let result = Session::connect(&options).await;
                 if self.settings.record {
                     let data = match &result {
@@ -300,8 +302,11 @@ impl CaseRun<'_> {
         MessageSet::of(self.settings.profile, Direction::Server)
     }
 
-    fn retire_session(&mut self) {
-        if let Some(session) = self.session.take() {
+    /// Done with the current connection: it is closed cleanly (Close 1000, a short wait for
+    /// the echo) unless it already ended, and its frames join the case's.
+    async fn retire_session(&mut self) {
+        if let Some(mut session) = self.session.take() {
+            session.finish(self.settings.scaled(FINISH_WAIT)).await;
             self.recording.extend(session.transcript().recording().iter().cloned());
             self.received_types.merge(session.received_types());
             let offset = session.started().saturating_duration_since(self.case_started);
@@ -311,8 +316,8 @@ impl CaseRun<'_> {
 
     /// The last frames of the case, always including the client's last few sends: on a chatty
     /// server, broadcasts would otherwise push what the client did out of view.
-    fn finish_transcript(&mut self) -> Vec<TranscriptEntry> {
-        self.retire_session();
+    async fn finish_transcript(&mut self) -> Vec<TranscriptEntry> {
+        self.retire_session().await;
         let entries = std::mem::take(&mut self.earlier);
         let tail = entries.len().saturating_sub(TRANSCRIPT_SHOWN);
         let sent: Vec<usize> =
@@ -329,7 +334,8 @@ impl CaseRun<'_> {
     async fn connect(&mut self, connect: &Connect) -> Result<(), Failure> {
         let expand = |t: &str| self.variables.expand_str(t).map_err(|e| fail("a valid template", e));
         let timeout = self.settings.scaled(connect.timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT));
-        let mut options = ConnectOptions::new(self.settings.url.clone(), timeout);
+        let mut options =
+            ConnectOptions::new(self.settings.url.clone(), timeout).with_network(self.settings.network.clone());
         options.max_message_bytes = self.settings.max_message_bytes;
         for (name, value) in &connect.headers {
             options.headers.push((name.clone(), expand(value)?));
@@ -346,7 +352,7 @@ impl CaseRun<'_> {
                 TokenPlacement::Query => options.query.push(("token".into(), token)),
             }
         }
-        self.retire_session();
+        self.retire_session().await;
         let result = Session::connect(&options).await;
         if self.settings.record {
             let data = match &result {

@@ -33,6 +33,8 @@ pub struct RunSettings {
     pub max_message_bytes: usize,
     /// Keep a full recording of every case's frames (for snapshots).
     pub record: bool,
+    /// How connections reach the server (TLS, proxy, headers).
+    pub network: Arc<crate::network::Network>,
 }
 
 impl RunSettings {

@@ -7,12 +7,13 @@
 mod tracked;
 mod transcript;
 
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::error::ProtocolError;
+use tokio_tungstenite::tungstenite::error::{ProtocolError, SubProtocolError};
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
@@ -22,6 +23,7 @@ use tokio_tungstenite::WebSocketStream;
 pub use tracked::TrackedStream;
 pub use transcript::{Direction, Recorded, Transcript, TranscriptEntry};
 
+use crate::network::{Network, OpenError};
 use crate::profile_hint::TypeTally;
 
 /// The largest frame or message accepted from a server by default (`--max-message-bytes`).
@@ -41,6 +43,8 @@ pub struct ConnectOptions {
     pub read_buffer_bytes: usize,
     /// Keep a full recording of the connection (for snapshots).
     pub record: bool,
+    /// TLS, proxy, source addresses and the headers every connection of the run sends.
+    pub network: Arc<Network>,
 }
 
 impl ConnectOptions {
@@ -54,7 +58,14 @@ impl ConnectOptions {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             read_buffer_bytes: 128 * 1024,
             record: false,
+            network: Network::shared_default(),
         }
+    }
+
+    /// The same, reaching the server through `network`.
+    pub fn with_network(mut self, network: Arc<Network>) -> ConnectOptions {
+        self.network = network;
+        self
     }
 
     /// The URL with the query parameters appended.
@@ -103,12 +114,21 @@ pub enum ConnectError {
     Timeout(Duration),
     #[error("WebSocket handshake failed: {0}")]
     Handshake(String),
+    /// The text starts with the cause: unknown issuer, name mismatch, expired, handshake alert.
+    #[error("TLS with {url} failed: {reason}")]
+    Tls { url: String, reason: String },
+    #[error("{0}")]
+    Proxy(String),
+    /// Subprotocols were offered and the server chose none (or one not offered).
+    #[error("subprotocol: {0}")]
+    Subprotocol(String),
 }
 
 impl ConnectError {
-    /// True when nothing answered at all (as opposed to a server that answered badly).
+    /// True when the server was never spoken to: nothing answered, TLS failed, or a proxy
+    /// refused the way there. Such a target is exit code 3, not a page of failed cases.
     pub fn is_unreachable(&self) -> bool {
-        matches!(self, ConnectError::Unreachable { .. })
+        matches!(self, ConnectError::Unreachable { .. } | ConnectError::Tls { .. } | ConnectError::Proxy(_))
     }
 }
 
@@ -123,6 +143,26 @@ pub enum Event {
     Dropped(String),
     /// Nothing arrived in time.
     Timeout,
+}
+
+/// Sends Close 1000 and waits up to `wait` for the server's echo, reading past whatever it
+/// still had in flight. True when the echo came.
+pub async fn close_normally(ws: &mut Stream, wait: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + wait;
+    if !matches!(tokio::time::timeout_at(deadline, ws.close(Some(normal_close()))).await, Ok(Ok(()))) {
+        return false;
+    }
+    while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, ws.next()).await {
+        if let Message::Close(_) = message {
+            return true;
+        }
+    }
+    false
+}
+
+/// Close 1000 (normal closure), with no reason.
+pub fn normal_close() -> CloseFrame {
+    CloseFrame { code: CloseCode::Normal, reason: "".into() }
 }
 
 /// The WebSocket over a TCP stream whose frame boundaries are followed (see [`tracked`]).
@@ -145,22 +185,41 @@ pub struct Session {
     received_types: TypeTally,
     /// Subprotocol the server selected, if any.
     pub subprotocol: Option<String>,
+    /// From the first byte sent to the upgrade's answer: TCP, proxy, TLS and HTTP together.
     pub handshake_duration: Duration,
+    /// The TLS handshake alone, for wss://.
+    pub tls_handshake: Option<Duration>,
 }
 
 impl Session {
     pub async fn connect(options: &ConnectOptions) -> Result<Session, ConnectError> {
         let url = options.full_url();
+        let network = &options.network;
         let invalid = |reason: String| ConnectError::InvalidUrl { url: url.clone(), reason };
         let mut request = url.as_str().into_client_request().map_err(|e| invalid(e.to_string()))?;
-        for (name, value) in &options.headers {
+        let header = |name: &str, value: &str| {
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| invalid(format!("header {name:?}: {e}")))?;
             let value = HeaderValue::from_str(value).map_err(|e| invalid(format!("header value: {e}")))?;
+            Ok::<_, ConnectError>((name, value))
+        };
+        // The run's headers replace any of the same name; a case's own replace the run's (an
+        // auth case's Authorization wins over a gateway's).
+        for (name, value) in &network.headers {
+            let (name, value) = header(name, value)?;
+            request.headers_mut().insert(name, value);
+        }
+        let mut replaced = HashSet::new();
+        for (name, value) in &options.headers {
+            let (name, value) = header(name, value)?;
+            if replaced.insert(name.clone()) {
+                request.headers_mut().remove(&name);
+            }
             request.headers_mut().append(name, value);
         }
-        if !options.subprotocols.is_empty() {
-            let value = HeaderValue::from_str(&options.subprotocols.join(", "))
-                .map_err(|e| invalid(format!("subprotocol: {e}")))?;
+        let subprotocols = if options.subprotocols.is_empty() { &network.subprotocols } else { &options.subprotocols };
+        if !subprotocols.is_empty() {
+            let value =
+                HeaderValue::from_str(&subprotocols.join(", ")).map_err(|e| invalid(format!("subprotocol: {e}")))?;
             request.headers_mut().insert("sec-websocket-protocol", value);
         }
         let config = WebSocketConfig::default()
@@ -170,21 +229,44 @@ impl Session {
             .write_buffer_size(WRITE_BUFFER)
             // A server that stops reading makes sends fail instead of making the client grow.
             .max_write_buffer_size(WRITE_BUFFER + options.max_message_bytes);
+        let secure = request.uri().scheme_str().is_some_and(|s| s.eq_ignore_ascii_case("wss"));
         let host = request.uri().host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
-        let port = request.uri().port_u16().unwrap_or(80);
+        let port = request.uri().port_u16().unwrap_or(if secure { 443 } else { 80 });
         let started = Instant::now();
-        let connecting = async move {
-            let tcp = TcpStream::connect((host.as_str(), port)).await?;
-            let _ = tcp.set_nodelay(true);
-            tokio_tungstenite::client_async_with_config(request, TrackedStream::new(tcp), Some(config)).await
+        let deadline = tokio::time::Instant::now() + options.timeout;
+        let opened = match tokio::time::timeout_at(deadline, network.open(&host, port, secure)).await {
+            Err(_) => return Err(ConnectError::Timeout(options.timeout)),
+            Ok(Err(OpenError::Unreachable(reason))) => return Err(ConnectError::Unreachable { url, reason }),
+            Ok(Err(OpenError::Proxy(reason))) => return Err(ConnectError::Proxy(reason)),
+            Ok(Err(OpenError::Tls(reason))) => return Err(ConnectError::Tls { url, reason }),
+            Ok(Ok(opened)) => opened,
         };
-        let (ws, response) = match tokio::time::timeout(options.timeout, connecting).await {
+        let tls_handshake = opened.tls_handshake;
+        let upgrading =
+            tokio_tungstenite::client_async_with_config(request, TrackedStream::new(opened.stream), Some(config));
+        let (ws, response) = match tokio::time::timeout_at(deadline, upgrading).await {
             Err(_) => return Err(ConnectError::Timeout(options.timeout)),
             Ok(Ok(pair)) => pair,
             Ok(Err(WsError::Http(response))) => {
                 let body =
                     response.body().as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
                 return Err(ConnectError::Rejected { status: response.status().as_u16(), body });
+            }
+            Ok(Err(WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(error)))) => {
+                let offered = subprotocols.join(", ");
+                return Err(ConnectError::Subprotocol(match error {
+                    SubProtocolError::NoSubProtocol => {
+                        format!(
+                            "the server accepted the upgrade but chose none of the offered subprotocols ({offered})"
+                        )
+                    }
+                    SubProtocolError::InvalidSubProtocol => {
+                        format!("the server chose a subprotocol that was not offered (offered: {offered})")
+                    }
+                    SubProtocolError::ServerSentSubProtocolNoneRequested => {
+                        "the server named a subprotocol although none was offered".to_string()
+                    }
+                }));
             }
             Ok(Err(WsError::Io(error))) => return Err(ConnectError::Unreachable { url, reason: error.to_string() }),
             Ok(Err(WsError::Url(error))) => return Err(invalid(error.to_string())),
@@ -206,6 +288,7 @@ impl Session {
             received_types: TypeTally::default(),
             subprotocol,
             handshake_duration: started.elapsed(),
+            tls_handshake,
         })
     }
 
@@ -337,6 +420,17 @@ impl Session {
             Ok(Err(error)) => Err(format!("close failed: {error}")),
             Err(_) => Err(format!("close did not complete within {timeout:?}")),
         }
+    }
+
+    /// Ends a connection the harness is done with as a well-behaved client does: Close 1000,
+    /// then up to `wait` for the server's echo. Housekeeping, not part of any case: nothing is
+    /// recorded, and a server that does not echo is judged by `close.handshake`, not here.
+    pub async fn finish(&mut self, wait: Duration) {
+        if self.ended || self.send_blocked.is_some() {
+            return;
+        }
+        self.ended = true;
+        close_normally(&mut self.ws, wait).await;
     }
 
     /// Ends the TCP connection without a closing handshake, as a crashing client would.

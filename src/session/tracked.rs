@@ -1,4 +1,4 @@
-//! The client's TCP stream, watched for frame boundaries. When a server's connection ends
+//! The client's byte stream (TCP, or the plaintext side of TLS), watched for frame boundaries. When a server's connection ends
 //! without a Close frame, the WebSocket library reports the same error whether the bytes
 //! stopped between frames or in the middle of one; a server that dies mid-message is a
 //! different defect from one that hangs up, so this reader follows the frame headers as the
@@ -9,7 +9,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
+
+use crate::network::NetStream;
 
 /// Where the byte stream from the server stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,14 +111,14 @@ fn extended_len(second: u8) -> usize {
     }
 }
 
-/// A TCP stream whose incoming bytes feed a [`FrameTracker`].
+/// A stream whose incoming (decrypted) bytes feed a [`FrameTracker`].
 pub struct TrackedStream {
-    inner: TcpStream,
+    inner: NetStream,
     tracker: FrameTracker,
 }
 
 impl TrackedStream {
-    pub fn new(inner: TcpStream) -> TrackedStream {
+    pub fn new(inner: NetStream) -> TrackedStream {
         TrackedStream { inner, tracker: FrameTracker::default() }
     }
 

@@ -41,6 +41,7 @@ fn plan(url: &str, mode: Mode, connections: usize, duration: Duration) -> LoadPl
         max_message_bytes: wsprobe::session::DEFAULT_MAX_MESSAGE_BYTES,
         clock_offset: ClockOffset::Estimate,
         max_connect_failure_rate: 0.01,
+        network: wsprobe::network::Network::shared_default(),
     }
 }
 

@@ -50,6 +50,7 @@ async fn run_builtin(
         jobs: 32,
         max_message_bytes: wsprobe::session::DEFAULT_MAX_MESSAGE_BYTES,
         record: false,
+        network: wsprobe::network::Network::shared_default(),
     });
     let suites = loader::builtin().unwrap();
     let planned = runner::plan(&suites, Profile::Core, filter);
@@ -206,6 +207,7 @@ async fn run_scenario(config: Config, yaml: &str) -> Vec<wsprobe::outcome::CaseR
         jobs: 4,
         max_message_bytes: wsprobe::session::DEFAULT_MAX_MESSAGE_BYTES,
         record: false,
+        network: wsprobe::network::Network::shared_default(),
     });
     let planned = runner::plan(&[suite], Profile::Core, None);
     let (events, _receiver) = tokio::sync::mpsc::unbounded_channel();
