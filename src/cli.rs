@@ -299,7 +299,7 @@ pub struct ServeArgs {
     #[arg(long, value_parser = duration_arg)]
     pub duration: Option<std::time::Duration>,
     /// Run the client under test with this shell command, with WSPROBE_URL set to the served
-    /// URL (`ws://IP:PORT/ws`); it is stopped when serving ends. Needs --duration.
+    /// URL (`ws://IP:PORT/ws`, or `wss://` with --tls-cert); it is stopped when serving ends. Needs --duration.
     #[arg(long, value_name = "COMMAND", requires = "duration")]
     pub exec: Option<String>,
     /// Added to the late side of every timing tolerance, for scheduling and network delay.
@@ -310,6 +310,12 @@ pub struct ServeArgs {
     /// Write the report here instead of standard output (`-` is standard output).
     #[arg(long, value_name = "FILE|-")]
     pub output: Option<PathBuf>,
+    /// Serve wss:// with this certificate chain (PEM, leaf first), for clients that only speak TLS. Needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 fn time_scale(text: &str) -> Result<f64, String> {

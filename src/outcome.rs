@@ -94,6 +94,9 @@ pub struct RunReport {
     pub hints: Vec<String>,
     /// Set when the cases judge clients (`serve`) rather than a server.
     pub serve: Option<ServeInfo>,
+    /// `--insecure`: the server's TLS certificate was not checked, so the report cannot say
+    /// which server it judged. Every report format says so.
+    pub tls_unverified: bool,
 }
 
 /// How a `serve` run watched its clients, stated in every report so verdicts can be read.

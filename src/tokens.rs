@@ -55,18 +55,9 @@ pub fn wrong_algorithm(secret: &str) -> Result<String, String> {
 /// `{"alg":"none","typ":"JWT"}` with a far-future `exp` and no signature.
 pub const ALG_NONE: &str = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJ3c3Byb2JlIiwiZXhwIjo0MTAyNDQ0ODAwfQ.";
 
-/// A secret for the bundled server: unpredictable enough for a loopback test server.
+/// A secret for the bundled server.
 pub fn random_secret() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut parts = String::new();
-    for _ in 0..4 {
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u128(
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos(),
-        );
-        parts.push_str(&format!("{:016x}", hasher.finish()));
-    }
-    parts
+    reference_server::random_secret()
 }
 
 #[cfg(test)]

@@ -134,6 +134,8 @@ pub struct Config {
     pub client_faults: FaultPlan,
     /// Told about every attempt, frame and close, for checking clients.
     pub observer: Option<ObserverHandle>,
+    /// Serve wss://: TLS with this certificate and key before the upgrade.
+    pub tls: Option<crate::tls::TlsIdentity>,
 }
 
 /// Defaults for the limits above, documented in the README's "Hostile peers" section.
@@ -170,6 +172,7 @@ impl Config {
             echo: false,
             client_faults: FaultPlan::default(),
             observer: None,
+            tls: None,
         }
     }
 
@@ -194,6 +197,11 @@ impl Config {
     /// The simulation step: MarketData and the other broadcasts come once per tick.
     pub fn with_tick(mut self, tick: Duration) -> Config {
         self.tick = tick;
+        self
+    }
+
+    pub fn with_tls(mut self, identity: crate::tls::TlsIdentity) -> Config {
+        self.tls = Some(identity);
         self
     }
 

@@ -26,6 +26,7 @@ use crate::outbox::{Kind, Outbox, Outgoing, Pushed};
 use crate::protocol::{self, ClientMessage, Severity};
 use crate::rate_limit::RateLimiter;
 use crate::request_head::{self, Head, Prefixed};
+use crate::tls::ServerStream;
 use crate::Shared;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 
@@ -76,8 +77,16 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     };
     let _ = stream.set_nodelay(true);
     let config = &shared.config;
-    // The whole opening handshake, request head included, is bounded in time (slowloris).
+    // The whole opening handshake, TLS and request head included, is bounded in time (slowloris).
     let handshake_deadline = tokio::time::Instant::now() + config.handshake_timeout;
+    let stream = match &config.tls {
+        None => ServerStream::Plain(stream),
+        Some(identity) => match tokio::time::timeout_at(handshake_deadline, Box::pin(identity.accept(stream))).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => return handshake_failed(&shared, peer, Some(&format!("TLS: {error}"))),
+            Err(_) => return handshake_failed(&shared, peer, None),
+        },
+    };
     let stream =
         // Boxed, like the upgrade below: the task of an idle connection keeps only what its
         // current step needs, not room for the handshake's buffers (ten thousand add up).

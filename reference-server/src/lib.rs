@@ -16,6 +16,7 @@ mod protocol;
 mod rate_limit;
 mod request_head;
 pub mod simulation;
+mod tls;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -40,6 +41,7 @@ pub use config::{
 };
 pub use hub::StatsSnapshot;
 pub use protocol::parse_client_message;
+pub use tls::{TlsError, TlsIdentity};
 
 use hub::{Hub, Stats};
 use simulation::Simulation;
@@ -121,9 +123,10 @@ impl ServerHandle {
         self.local_addr
     }
 
-    /// `ws://IP:PORT/ws`.
+    /// `ws://IP:PORT/ws`, or `wss://` with a TLS identity.
     pub fn url(&self) -> String {
-        format!("ws://{}/ws", self.local_addr)
+        let scheme = if self.shared.config.tls.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://{}/ws", self.local_addr)
     }
 
     pub fn stats(&self) -> StatsSnapshot {
@@ -150,6 +153,25 @@ impl ServerHandle {
             "shut down"
         );
     }
+}
+
+/// A fresh HS256 secret: 256 bits from the kernel's random source (so no forged token
+/// guesses it), written in hex.
+pub fn random_secret() -> String {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    if std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).is_err() {
+        // No /dev/urandom (not Linux): the standard library's per-process random hash keys.
+        use std::hash::{BuildHasher, Hasher};
+        for chunk in bytes.chunks_mut(8) {
+            let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+            hasher.write_u128(
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos(),
+            );
+            chunk.copy_from_slice(&hasher.finish().to_le_bytes());
+        }
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Starts serving on `listener`. Must be called inside a Tokio runtime.

@@ -15,11 +15,20 @@ struct Args {
     /// Address to listen on; defaults to 127.0.0.1:8080 (core) or 127.0.0.1:8000 (ai). Port 0 picks a free port.
     #[arg(long)]
     bind: Option<SocketAddr>,
-    #[arg(long, value_enum, default_value_t = AuthMode::Off)]
+    /// off ignores tokens; optional (the default) checks a token when one is sent; required
+    /// wants one before the welcome.
+    #[arg(long, value_enum, default_value_t = AuthMode::Optional)]
     auth: AuthMode,
-    /// HS256 secret for JWTs (needed unless --auth off). Also read from WSPROBE_JWT_SECRET.
+    /// HS256 secret for JWTs. Also read from WSPROBE_JWT_SECRET. Without it, a random one is
+    /// made at start and printed, so no forged token is ever accepted.
     #[arg(long, env = "WSPROBE_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
+    /// Serve wss://: the certificate chain (PEM, leaf first). Needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
     #[arg(long, default_value_t = 5000)]
     auth_timeout_ms: u64,
     /// Client messages allowed per window; 0 lifts the limit.
@@ -100,6 +109,20 @@ fn run(args: Args) -> anyhow::Result<()> {
     let mut config = Config::new(args.profile);
     config.auth = args.auth;
     config.jwt_secret = args.jwt_secret;
+    if config.auth != AuthMode::Off && config.jwt_secret.is_none() {
+        // A server that accepted any token would fail every forged-token check; one whose
+        // secret nobody knows refuses them all, and the secret is here for valid ones.
+        let secret = reference_server::random_secret();
+        eprintln!(
+            "auth {}: no --jwt-secret given, so tokens are checked against a random secret made at start: {secret}\n\
+             (pass it to wsprobe as --jwt-secret to run the valid-token cases; --auth off ignores tokens)",
+            config.auth.name()
+        );
+        config.jwt_secret = Some(secret);
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.tls = Some(reference_server::TlsIdentity::from_pem_files(cert, key)?);
+    }
     config.auth_timeout = Duration::from_millis(args.auth_timeout_ms);
     config.rate_limit = (args.rate_limit > 0).then_some(args.rate_limit);
     config.rate_window = Duration::from_millis(args.rate_window_ms);

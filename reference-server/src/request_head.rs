@@ -7,13 +7,14 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
 
-/// A TCP stream with bytes already read from it put back in front.
+use crate::tls::ServerStream;
+
+/// A client's stream with bytes already read from it put back in front.
 pub struct Prefixed {
     prefix: Vec<u8>,
     at: usize,
-    inner: TcpStream,
+    inner: ServerStream,
 }
 
 pub enum Head {
@@ -27,7 +28,7 @@ const RESPONSE_431: &[u8] =
     b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
 
 /// Reads up to the blank line that ends the request head, at most `max` bytes.
-pub async fn read(mut stream: TcpStream, max: usize) -> io::Result<Head> {
+pub async fn read(mut stream: ServerStream, max: usize) -> io::Result<Head> {
     let mut buffer = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
     loop {

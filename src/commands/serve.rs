@@ -41,6 +41,9 @@ pub fn run(catalog: Catalog, args: &ServeArgs, color: crate::cli::ColorChoice) -
     config.idle_timeout = Some(timing.scaled(reference_server::DEFAULT_IDLE_TIMEOUT));
     config.client_faults = faults::scaled(entries, args.time_scale);
     config.observer = Some(reference_server::observe::ObserverHandle(recorder.clone()));
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.tls = Some(reference_server::TlsIdentity::from_pem_files(cert, key)?);
+    }
 
     let (url, observed_until, elapsed, exec_note) = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| {
@@ -84,6 +87,7 @@ pub fn run(catalog: Catalog, args: &ServeArgs, color: crate::cli::ColorChoice) -
         cases,
         duration: elapsed,
         hints,
+        tls_unverified: false,
         serve: Some(ServeInfo {
             time_scale: args.time_scale,
             slack_ms: args.slack.as_millis() as u64,

@@ -25,7 +25,7 @@ pub struct Assertion {
 }
 
 const STATS: [&str; 8] = ["count", "min", "mean", "p50", "p90", "p99", "p999", "max"];
-const LATENCIES: [&str; 4] = ["corrected", "uncorrected", "connect", "push"];
+const LATENCIES: [&str; 5] = ["corrected", "uncorrected", "connect", "push", "tls_handshake"];
 const TOTALS: [&str; 11] = [
     "errors",
     "throughput",

@@ -412,6 +412,10 @@ fn combine_summaries(inputs: &Inputs, totals: &BTreeMap<String, Histogram<u64>>)
         target,
         bundled_server: summaries.iter().any(|v| v["bundled_server"].as_bool() == Some(true)),
         shard: None,
+        tls: summaries
+            .iter()
+            .any(|v| v["tls"].as_str() == Some(crate::report::run::UNVERIFIED))
+            .then_some(crate::report::run::UNVERIFIED),
         connections: sum("connections") as usize,
         duration_s,
         loop_kind,

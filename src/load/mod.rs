@@ -281,7 +281,7 @@ fn summarize(
     let count = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
     let get = |m: Metric| Stats::of(&totals[m as usize]);
     let mut latency: BTreeMap<&'static str, Stats> = BTreeMap::new();
-    for metric in [Metric::Corrected, Metric::Uncorrected, Metric::Connect, Metric::Push] {
+    for metric in [Metric::Corrected, Metric::Uncorrected, Metric::Connect, Metric::Push, Metric::TlsHandshake] {
         if let Some(stats) = get(metric) {
             latency.insert(metric.name(), stats);
         }
@@ -416,6 +416,7 @@ fn summarize(
         target: plan.url.clone(),
         bundled_server: outputs.bundled_server,
         shard: outputs.shard.map(|shard| shard.to_string()),
+        tls: plan.network.tls_unverified().then_some(crate::report::run::UNVERIFIED),
         connections: plan.connections,
         duration_s,
         loop_kind: if plan.rate.is_some() { "open" } else { "closed" },

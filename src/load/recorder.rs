@@ -24,10 +24,13 @@ pub enum Metric {
     Push,
     /// How far sends slipped behind plan (open loop).
     Lag,
+    /// The TLS handshake alone (wss://), a part of `Connect`.
+    TlsHandshake,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 5] = [Metric::Corrected, Metric::Uncorrected, Metric::Connect, Metric::Push, Metric::Lag];
+    pub const ALL: [Metric; 6] =
+        [Metric::Corrected, Metric::Uncorrected, Metric::Connect, Metric::Push, Metric::Lag, Metric::TlsHandshake];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -36,6 +39,7 @@ impl Metric {
             Metric::Connect => "connect",
             Metric::Push => "push",
             Metric::Lag => "schedule_lag",
+            Metric::TlsHandshake => "tls_handshake",
         }
     }
 

@@ -60,6 +60,9 @@ pub struct LoadSummary {
     /// counts are this shard's own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
+    /// `"unverified"` under `--insecure` (absent otherwise): the server's certificate was not checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<&'static str>,
     pub connections: usize,
     pub duration_s: f64,
     /// "closed" or "open" (paced at --rate).
@@ -159,6 +162,9 @@ pub fn human(summary: &LoadSummary) -> String {
         "wsprobe load{shard}: {} mode, {} loop, {} connection(s), {} in flight, {:.1} s against {target}",
         summary.mode, summary.loop_kind, summary.connections, summary.in_flight, summary.duration_s
     );
+    if summary.tls.is_some() {
+        let _ = writeln!(out, "  TLS certificates were NOT verified (--insecure): the server's identity is unchecked");
+    }
     let unit = match summary.mode {
         "ping" => "round trips/s",
         "push" => "measured pushes/s",
@@ -290,6 +296,7 @@ pub(crate) mod tests {
             target: "ws://127.0.0.1:9/ws".into(),
             bundled_server: true,
             shard: None,
+            tls: None,
             connections: 100,
             duration_s: 10.0,
             loop_kind: "open",

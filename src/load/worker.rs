@@ -134,6 +134,9 @@ pub async fn run_connection(shared: Arc<Shared>, index: usize) {
             Ok(Ok(session)) => session,
         };
         shared.recorder.record(Metric::Connect, started.elapsed());
+        if let Some(tls) = session.tls_handshake {
+            shared.recorder.record(Metric::TlsHandshake, tls);
+        }
         Recorder::add(&counters.connects, 1);
         attempts = 0;
         backoff = BACKOFF_START;
@@ -558,6 +561,9 @@ async fn connect_storm(shared: &Shared) {
             }
             Ok(Ok(session)) => {
                 shared.recorder.record(Metric::Connect, started.elapsed());
+                if let Some(tls) = session.tls_handshake {
+                    shared.recorder.record(Metric::TlsHandshake, tls);
+                }
                 Recorder::add(&counters.connects, 1);
                 let mut ws = session.into_stream();
                 // Closing first lets the server hold TIME_WAIT, so ephemeral ports last.

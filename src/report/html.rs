@@ -261,6 +261,9 @@ fn stats_row(name: &str, stats: &Stats) -> String {
 }
 
 /// The page for a load run, or for a merge of shards (`shards` non-empty).
+/// Shown under the verdict of a run made with `--insecure`.
+const TLS_UNVERIFIED_BANNER: &str = "\n<div id=\"tls-unverified\" class=\"verdict failed\">TLS certificates were not verified (--insecure): the server's identity is unchecked</div>\n";
+
 pub fn load_page(summary: &LoadSummary, log: Option<&IntervalLog>, shards: &[ShardSeries]) -> String {
     let verdict = format!("{:?}", summary.verdict).to_lowercase();
     let mut body = String::new();
@@ -279,6 +282,9 @@ pub fn load_page(summary: &LoadSummary, log: Option<&IntervalLog>, shards: &[Sha
         duration = summary.duration_s,
         shard_note = if shards.is_empty() { String::new() } else { format!(", {} shards", shards.len()) },
     );
+    if summary.tls.is_some() {
+        body.push_str(TLS_UNVERIFIED_BANNER);
+    }
     for reason in summary.failures.iter().chain(&summary.invalid_reasons) {
         let _ = write!(body, "<p>{}</p>", escape(reason));
     }
@@ -413,7 +419,7 @@ pub fn run_page_from_json(document: &Value) -> Option<String> {
         body,
         r#"<h1>wsprobe run against {target}</h1>
 <div class="meta">{profile} profile{bundled}, {cases} case(s) in {secs:.1} s: {passed} passed, {failed} failed, {warned} warned, {skipped} skipped, {info} informational</div>
-<div id="verdict" class="verdict {verdict}">{verdict}</div>
+<div id="verdict" class="verdict {verdict}">{verdict}</div>{unverified}
 <h2>Cases</h2>
 <table id="verdicts"><colgroup><col style="width:64px"><col style="width:30%"><col style="width:64px"><col style="width:120px"><col></colgroup>
 <tr><th>status</th><th>case</th><th>level</th><th>requirement</th><th>detail</th></tr>
@@ -427,6 +433,7 @@ pub fn run_page_from_json(document: &Value) -> Option<String> {
         warned = count("warned"),
         skipped = count("skipped"),
         info = count("informational"),
+        unverified = if document["tls"].as_str() == Some(super::run::UNVERIFIED) { TLS_UNVERIFIED_BANNER } else { "" },
     );
     for case in cases {
         let label = match case["status"].as_str().unwrap_or("") {

@@ -79,6 +79,9 @@ pub fn human(report: &RunReport, style: Style) -> String {
                 report.profile,
                 report.target
             );
+            if report.tls_unverified {
+                let _ = writeln!(out, "{}\n", style.paint("1;33", UNVERIFIED_NOTE));
+            }
         }
         Some(serve) => {
             let faults = if serve.faults.is_empty() { "none".to_string() } else { serve.faults.join(", ") };
@@ -201,8 +204,15 @@ struct JsonReport<'a> {
     /// How clients were watched, for `serve` reports.
     #[serde(skip_serializing_if = "Option::is_none")]
     serve: Option<&'a crate::outcome::ServeInfo>,
+    /// Present only under `--insecure`: `"unverified"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<&'static str>,
     cases: &'a [CaseReport],
 }
+
+/// What reports say of a run under `--insecure`.
+pub const UNVERIFIED: &str = "unverified";
+const UNVERIFIED_NOTE: &str = "TLS certificates were NOT verified (--insecure): the server's identity is unchecked";
 
 /// For machines: one JSON document.
 pub fn json(report: &RunReport) -> String {
@@ -215,6 +225,7 @@ pub fn json(report: &RunReport) -> String {
         summary: report.summary(),
         hints: &report.hints,
         serve: report.serve.as_ref(),
+        tls: report.tls_unverified.then_some(UNVERIFIED),
         cases: &report.cases,
     };
     let mut text = serde_json::to_string_pretty(&document).expect("the report serializes");
@@ -273,9 +284,14 @@ pub fn junit(report: &RunReport) -> String {
         );
         let _ = writeln!(
             out,
-            "    <properties>\n      <property name=\"target\" value=\"{}\"/>\n      <property name=\"profile\" value=\"{}\"/>\n    </properties>",
+            "    <properties>\n      <property name=\"target\" value=\"{}\"/>\n      <property name=\"profile\" value=\"{}\"/>{}\n    </properties>",
             xml_escape(&report.target),
-            report.profile
+            report.profile,
+            if report.tls_unverified {
+                format!("\n      <property name=\"tls\" value=\"{UNVERIFIED}: {UNVERIFIED_NOTE}\"/>")
+            } else {
+                String::new()
+            }
         );
         for case in cases {
             let _ = write!(
@@ -373,6 +389,7 @@ mod tests {
             profile: Profile::Core,
             duration: Duration::from_millis(5321),
             serve: None,
+            tls_unverified: false,
             hints: vec!["3 of 4 received messages are connection messages, which the core profile does not define but the ai profile does: this looks like the ai endpoint; pass --profile ai".into()],
             cases: vec![
                 case("handshake.upgrade", "handshake", Status::Passed, "", 4),
@@ -452,6 +469,7 @@ mod tests {
             bundled: true,
             profile: Profile::Core,
             duration: Duration::from_millis(20_300),
+            tls_unverified: false,
             serve: Some(crate::outcome::ServeInfo {
                 time_scale: 0.1,
                 slack_ms: 100,

@@ -146,6 +146,7 @@ pub async fn run(
         duration: started.elapsed(),
         hints,
         serve: None,
+        tls_unverified: settings.network.tls_unverified(),
     }
 }
 
