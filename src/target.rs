@@ -6,17 +6,12 @@
 /// Checks a WebSocket URL and returns it unchanged; the error names the offending part and
 /// how to write it.
 pub fn parse_ws_url(text: &str) -> Result<String, String> {
-    const FORM: &str = "write it like ws://127.0.0.1:8080/ws";
+    const FORM: &str = "write it like ws://127.0.0.1:8080/ws or wss://host/ws";
     let Some((scheme, rest)) = text.split_once("://") else {
         return Err(format!("{text:?} has no scheme; {FORM}"));
     };
     match scheme.to_ascii_lowercase().as_str() {
-        "ws" => {}
-        "wss" => {
-            return Err(format!(
-                "{text:?}: wss:// (TLS) is not supported by this build of wsprobe; use ws:// (for a TLS endpoint, put a local TLS-terminating proxy in front)"
-            ))
-        }
+        "ws" | "wss" => {}
         other => return Err(format!("{text:?}: scheme {other:?} is not a WebSocket scheme; {FORM}")),
     }
     if rest.contains('#') {
@@ -84,6 +79,8 @@ mod tests {
             "ws://[::1]:8000/ws?token=x",
             "WS://example.invalid:1/",
             "ws://127.0.0.1:65535",
+            "wss://bot.example.com/ws",
+            "wss://[::1]:8443/ws",
         ] {
             assert_eq!(parse_ws_url(url).as_deref(), Ok(url));
         }
@@ -99,7 +96,6 @@ mod tests {
             ("ws:///ws", "has no host"),
             ("ws://:8080/ws", "has no host"),
             ("http://127.0.0.1:8080/ws", "scheme \"http\" is not a WebSocket scheme"),
-            ("wss://127.0.0.1/ws", "wss:// (TLS) is not supported"),
             ("127.0.0.1:8080/ws", "has no scheme"),
             ("ws://::1:8080/ws", "must be in brackets"),
             ("ws://[::1/ws", "closing ']'"),
