@@ -6,6 +6,7 @@ mod hardening;
 mod hostile;
 mod load;
 mod merge;
+mod nginx;
 mod run_broken;
 mod run_cli;
 mod schemas;
