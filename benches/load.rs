@@ -17,8 +17,12 @@
 //!    same run, while 200 connections flood the server past its rate limit (closed with 1008,
 //!    reconnecting); with the flood generator at nice 19 and at equal priority.
 //!
+//! 7. TLS: round trips/s of `wsprobe load` over wss:// against plain ws:// (C=100, K=16, the
+//!    same reference server build, TLS on one of two listeners), and connects/s of connect
+//!    mode over each: the TLS handshake's cost.
+//!
 //! `cargo bench --bench load` (WSPROBE_BENCH_SECONDS sets the length of each run, default 5;
-//! WSPROBE_BENCH_ONLY=memory|roundtrip|fanout|openloop|fairness runs one part).
+//! WSPROBE_BENCH_ONLY=memory|roundtrip|fanout|openloop|fairness|tls runs one part).
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -49,6 +53,9 @@ fn main() {
     }
     if run("openloop") {
         open_loop(duration);
+    }
+    if run("tls") {
+        tls(duration);
     }
     if run("fairness") {
         for priority in [FloodPriority::Nice19, FloodPriority::Equal] {
@@ -295,7 +302,7 @@ fn roundtrips(duration: Duration) {
     let mut raw_k16 = 0.0;
     for k in [1usize, 16] {
         let raw = raw_client(server.url(), 100, k, duration);
-        let probe = wsprobe_load(server.url(), 100, k, duration);
+        let probe = wsprobe_load(server.url(), 100, k, duration, &[]);
         println!("   {:<8} {:>16.0} {:>16.0} {:>7.2}", format!("100 / {k}"), raw, probe, probe / raw);
         if k == 16 {
             raw_k16 = raw;
@@ -307,6 +314,62 @@ fn roundtrips(duration: Duration) {
         "   echo server: {echo_rate:.0} rt/s   reference server: {raw_k16:.0} rt/s   ratio {:.2}\n",
         raw_k16 / echo_rate
     );
+}
+
+/// wss:// against ws:// on the same server build: round trips and connects.
+fn tls(duration: Duration) {
+    let dir = std::env::temp_dir().join(format!("wsprobe-bench-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let certificate = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("certificate");
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, certificate.pem()).expect("write cert");
+    std::fs::write(&key_path, key.serialize_pem()).expect("write key");
+    let identity = reference_server::TlsIdentity::from_pem_files(&cert_path, &key_path).expect("identity");
+    let quiet = Duration::from_secs(3600);
+    let plain = reference(quiet);
+    let mut config = Config::new(Profile::Core);
+    config.rate_limit = None;
+    config.max_connections = None;
+    config.idle_timeout = None;
+    config.tick = quiet;
+    let secure = BackgroundServer::start(config.with_tls(identity), SocketAddr::from(([127, 0, 0, 1], 0)), 1)
+        .expect("TLS reference server starts");
+    let ca = cert_path.to_string_lossy().into_owned();
+    println!("7. TLS: wss:// vs ws:// on the same reference server build (1 server thread each)");
+    println!("   {:<28} {:>14} {:>14} {:>7}", "", "ws://", "wss://", "ratio");
+    let plain_rt = wsprobe_load(plain.url(), 100, 16, duration, &[]);
+    let secure_rt = wsprobe_load(secure.url(), 100, 16, duration, &["--ca-cert", &ca]);
+    println!(
+        "   {:<28} {:>14.0} {:>14.0} {:>7.2}",
+        "round trips/s (C=100, K=16)",
+        plain_rt,
+        secure_rt,
+        secure_rt / plain_rt
+    );
+    let connects = |url: &str, extra: &[&str]| {
+        let mut args = vec!["load", "--url", url, "--mode", "connect", "--connections", "20", "--ramp-up", "0s"];
+        let length = format!("{}ms", duration.as_millis());
+        args.extend(["--duration", &length, "--threads", "2"]);
+        args.extend(extra);
+        run_wsprobe(&args)
+    };
+    let (plain_c, secure_c) = (connects(plain.url(), &[]), connects(secure.url(), &["--ca-cert", &ca]));
+    let rate = |summary: &serde_json::Value| summary["throughput_per_s"].as_f64().unwrap_or(0.0);
+    println!(
+        "   {:<28} {:>14.0} {:>14.0} {:>7.2}",
+        "connects/s (connect mode, 20)",
+        rate(&plain_c),
+        rate(&secure_c),
+        rate(&secure_c) / rate(&plain_c)
+    );
+    let tls_p50 = secure_c["latency_us"]["tls_handshake"]["p50"].as_f64().unwrap_or(0.0);
+    let connect_p50 = secure_c["latency_us"]["connect"]["p50"].as_f64().unwrap_or(0.0);
+    println!("   wss:// connect p50 {connect_p50:.0} µs, of which the TLS handshake {tls_p50:.0} µs\n");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn fanout(duration: Duration) {
@@ -444,24 +507,28 @@ fn raw_client(url: &str, connections: usize, in_flight: usize, duration: Duratio
     completed.load(Ordering::Relaxed) as f64 / (duration.as_secs_f64() + 0.3)
 }
 
-fn wsprobe_load(url: &str, connections: usize, in_flight: usize, duration: Duration) -> f64 {
-    let summary = run_wsprobe(&[
+fn wsprobe_load(url: &str, connections: usize, in_flight: usize, duration: Duration, extra: &[&str]) -> f64 {
+    let (connections, in_flight) = (connections.to_string(), in_flight.to_string());
+    let length = format!("{}ms", duration.as_millis() + 300);
+    let mut args = vec![
         "load",
         "--url",
         url,
         "--connections",
-        &connections.to_string(),
+        &connections,
         "--in-flight",
-        &in_flight.to_string(),
+        &in_flight,
         "--duration",
-        &format!("{}ms", duration.as_millis() + 300),
+        &length,
         "--ramp-up",
         "0s",
         "--validate",
         "all",
         "--threads",
         "2",
-    ]);
+    ];
+    args.extend(extra);
+    let summary = run_wsprobe(&args);
     assert_eq!(summary["schema_violations"], 0, "{summary}");
     summary["throughput_per_s"].as_f64().expect("throughput")
 }

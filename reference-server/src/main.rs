@@ -109,7 +109,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     let mut config = Config::new(args.profile);
     config.auth = args.auth;
     config.jwt_secret = args.jwt_secret;
-    if config.auth != AuthMode::Off && config.jwt_secret.is_none() {
+    // `--auth required` with no secret stays an error (nobody could ever get in); optional auth,
+    // the default, gets a secret of its own.
+    if config.auth == AuthMode::Optional && config.jwt_secret.is_none() {
         // A server that accepted any token would fail every forged-token check; one whose
         // secret nobody knows refuses them all, and the secret is here for valid ones.
         let secret = reference_server::random_secret();
