@@ -204,6 +204,8 @@ async fn recording_server(choose: bool) -> (String, Arc<Mutex<Vec<HashMap<String
             let record = record.clone();
             tokio::spawn(async move {
                 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+                // The error type is tungstenite's; its size is not ours to choose.
+                #[allow(clippy::result_large_err)]
                 let callback = |request: &Request, mut response: Response| {
                     let headers: HashMap<String, String> = request
                         .headers()
