@@ -537,3 +537,39 @@ async fn the_standalone_reference_server_passes_the_whole_suite_with_no_flags() 
     let statuses = statuses(&report);
     assert_eq!(statuses["auth.forged_rejected.first_message"], "passed");
 }
+
+#[tokio::test]
+async fn serve_listens_on_wss_for_tls_clients() {
+    let pki = TestPki::new("tls-serve");
+    let issued = pki.issue("serve", &["127.0.0.1"], false);
+    // The client under test is wsprobe itself, over wss:// with the test CA.
+    let client = format!(
+        "{} run --url \"$WSPROBE_URL\" --ca-cert {} --filter heartbeat.pong --no-progress",
+        env!("CARGO_BIN_EXE_wsprobe"),
+        pki.ca.display()
+    );
+    let out = wsprobe(args(&[
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &path(&issued.cert),
+        "--tls-key",
+        &path(&issued.key),
+        "--duration",
+        "3s",
+        "--exec",
+        &client,
+        "--format",
+        "json",
+    ]))
+    .await;
+    assert!(out.stdout.starts_with("listening on wss://127.0.0.1:"), "{}{}", out.stdout, out.stderr);
+    let report = json(&Output {
+        code: out.code,
+        stdout: out.stdout.lines().skip(1).collect::<Vec<_>>().join("\n"),
+        stderr: out.stderr.clone(),
+    });
+    assert_eq!(report["serve"]["clients"], 1, "{report:#}");
+    assert!(report["target"].as_str().unwrap().starts_with("wss://"));
+}
