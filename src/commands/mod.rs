@@ -104,10 +104,10 @@ fn network(args: &ConnectionArgs, url: Option<&str>, sources: Option<SourceAddre
     if let Some(origin) = &args.origin {
         headers.push(("Origin".into(), origin.clone()));
     }
-    for (name, value) in &args.headers {
-        headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name) || args.headers.iter().any(|(m, _)| m == n));
-        headers.push((name.clone(), value.clone()));
-    }
+    // A user's header replaces a default of the same name (User-Agent, Origin); several of
+    // one name are all sent.
+    headers.retain(|(default, _)| !args.headers.iter().any(|(name, _)| name.eq_ignore_ascii_case(default)));
+    headers.extend(args.headers.iter().cloned());
     let proxy = match url {
         None => {
             if args.proxy.is_some() {

@@ -197,24 +197,20 @@ impl Session {
         let network = &options.network;
         let invalid = |reason: String| ConnectError::InvalidUrl { url: url.clone(), reason };
         let mut request = url.as_str().into_client_request().map_err(|e| invalid(e.to_string()))?;
-        let header = |name: &str, value: &str| {
-            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| invalid(format!("header {name:?}: {e}")))?;
-            let value = HeaderValue::from_str(value).map_err(|e| invalid(format!("header value: {e}")))?;
-            Ok::<_, ConnectError>((name, value))
-        };
-        // The run's headers replace any of the same name; a case's own replace the run's (an
-        // auth case's Authorization wins over a gateway's).
-        for (name, value) in &network.headers {
-            let (name, value) = header(name, value)?;
-            request.headers_mut().insert(name, value);
-        }
-        let mut replaced = HashSet::new();
-        for (name, value) in &options.headers {
-            let (name, value) = header(name, value)?;
-            if replaced.insert(name.clone()) {
-                request.headers_mut().remove(&name);
+        // The run's headers replace the library's defaults of the same name, and a case's own
+        // replace the run's (an auth case's Authorization wins over a gateway's); several of
+        // one name within a layer are all sent.
+        for layer in [&network.headers, &options.headers] {
+            let mut replaced = HashSet::new();
+            for (name, value) in layer {
+                let name =
+                    HeaderName::from_bytes(name.as_bytes()).map_err(|e| invalid(format!("header {name:?}: {e}")))?;
+                let value = HeaderValue::from_str(value).map_err(|e| invalid(format!("header value: {e}")))?;
+                if replaced.insert(name.clone()) {
+                    request.headers_mut().remove(&name);
+                }
+                request.headers_mut().append(name, value);
             }
-            request.headers_mut().append(name, value);
         }
         let subprotocols = if options.subprotocols.is_empty() { &network.subprotocols } else { &options.subprotocols };
         if !subprotocols.is_empty() {
