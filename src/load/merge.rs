@@ -418,11 +418,23 @@ fn combine_summaries(inputs: &Inputs, totals: &BTreeMap<String, Histogram<u64>>)
             .then_some(crate::report::run::UNVERIFIED),
         connections: sum("connections") as usize,
         duration_s,
+        // Summaries from before the field had the whole run as their window.
+        measured_s: max_of("measured_s").unwrap_or(duration_s),
         loop_kind,
         in_flight: first.and_then(|v| v["in_flight"].as_u64()).unwrap_or(1) as usize,
         validation: first.map_or_else(|| "unknown".to_string(), |_| text("validation")),
         main_latency,
         sent: sum("sent"),
+        window_held: sum("window_held"),
+        schema_violations_by_type: {
+            let mut by_type = BTreeMap::new();
+            for summary in &summaries {
+                for (kind, n) in summary["schema_violations_by_type"].as_object().into_iter().flatten() {
+                    *by_type.entry(kind.clone()).or_default() += n.as_u64().unwrap_or(0);
+                }
+            }
+            by_type
+        },
         received: sum("received"),
         throughput_per_s: summaries.iter().filter_map(|v| v["throughput_per_s"].as_f64()).sum(),
         connects: sum("connects"),

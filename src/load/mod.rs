@@ -289,6 +289,7 @@ fn summarize(
     let main = main_metric(plan);
     let main_count = get(main).map_or(0, |s| s.count);
     let duration_s = plan.duration.as_secs_f64();
+    let measured_s = plan.measured_window().as_secs_f64();
     let connects = count(&c.connects);
     let attempts = count(&c.connect_attempts);
     let errors = shared.recorder.errors();
@@ -297,7 +298,7 @@ fn summarize(
     let mut invalid = Vec::new();
 
     let throughput = match plan.mode {
-        Mode::Ping | Mode::Push => main_count as f64 / duration_s,
+        Mode::Ping | Mode::Push => main_count as f64 / measured_s,
         Mode::Connect => {
             // Waits for Close echoes that never came are wsprobe's, not the server's: leave them out.
             let unechoed = count(&c.close_wait_unechoed_us) as f64 / 1e6;
@@ -350,7 +351,10 @@ fn summarize(
     }
     let violations = count(&c.schema_violations);
     if violations > 0 {
-        failures.push(format!("{violations} received message(s) violate their schemas"));
+        failures.push(format!(
+            "{violations} received message(s) violate their schemas ({})",
+            kinds(&shared.recorder.invalid_types())
+        ));
     }
 
     match (plan.mode, plan.send_interval()) {
@@ -359,6 +363,14 @@ fn summarize(
         ),
         (Mode::Ping, Some(interval)) => {
             notes.push("open loop: `corrected` counts from each intended send time, `uncorrected` from the actual send; a dedicated thread paces the sends".into());
+            let held = count(&c.window_held);
+            if held > 0 {
+                notes.push(format!(
+                    "{held} of {} sends fell due while all {} in-flight slots (--in-flight) waited on the server and went out late: the server fell behind this rate, and corrected latency includes the wait",
+                    count(&c.sent),
+                    plan.in_flight
+                ));
+            }
             if let Some(lag) = get(Metric::Lag) {
                 let share = lag.mean / interval.as_micros().max(1) as f64;
                 if share > 0.10 {
@@ -419,6 +431,7 @@ fn summarize(
         tls: plan.network.tls_unverified().then_some(crate::report::run::UNVERIFIED),
         connections: plan.connections,
         duration_s,
+        measured_s: (measured_s * 1000.0).round() / 1000.0,
         loop_kind: if plan.rate.is_some() { "open" } else { "closed" },
         in_flight: plan.in_flight,
         validation: match plan.validation {
@@ -437,10 +450,12 @@ fn summarize(
         reconnects: count(&c.reconnects),
         errors,
         schema_violations: violations,
+        schema_violations_by_type: shared.recorder.invalid_types(),
         schema_checked: count(&c.checked),
         unanswered_at_end: count(&c.unanswered_at_end),
         unanswered_at_drop: count(&c.unanswered_at_drop),
         unsent_at_end: count(&c.unsent_at_end),
+        window_held: count(&c.window_held),
         handshake_pending_at_end: count(&c.handshake_pending_at_end),
         unstamped: count(&c.unstamped),
         verdict,

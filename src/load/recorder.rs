@@ -94,6 +94,9 @@ pub struct Counters {
     pub unanswered_at_drop: AtomicU64,
     /// Open loop: sends that were due but held back by the in-flight limit when the run ended.
     pub unsent_at_end: AtomicU64,
+    /// Open loop: sends made late because they fell due while every in-flight slot waited on
+    /// the server. Their delay is the server's saturation, not the generator's lag.
+    pub window_held: AtomicU64,
     /// Handshakes still in progress when the run ended.
     pub handshake_pending_at_end: AtomicU64,
     /// Push mode: messages without an integer `timestamp`, which give no push latency.
@@ -119,10 +122,22 @@ pub struct Recorder {
     clock_offset_failure: Mutex<Option<String>>,
     /// Received types unknown to the chosen profile, with counts (a bounded set).
     foreign_types: Mutex<BTreeMap<String, u64>>,
+    /// Messages that failed their schema, by `type` (`(not JSON)`, `(no type)`).
+    invalid_types: Mutex<BTreeMap<String, u64>>,
 }
 
-/// Distinct foreign message types remembered; more are counted under one key.
+/// Distinct message types remembered per tally; more are counted under one key.
 const FOREIGN_TYPES_KEPT: usize = 32;
+
+fn tally_type(types: &Mutex<BTreeMap<String, u64>>, message_type: &str) {
+    let mut types = types.lock().unwrap_or_else(|p| p.into_inner());
+    let key = if types.len() < FOREIGN_TYPES_KEPT || types.contains_key(message_type) {
+        message_type
+    } else {
+        "(other types)"
+    };
+    *types.entry(key.to_string()).or_default() += 1;
+}
 
 impl Default for Recorder {
     fn default() -> Recorder {
@@ -139,6 +154,7 @@ impl Recorder {
             errors: Mutex::default(),
             clock_offset_failure: Mutex::default(),
             foreign_types: Mutex::default(),
+            invalid_types: Mutex::default(),
         }
     }
 
@@ -191,13 +207,15 @@ impl Recorder {
 
     /// Counts a received message whose `type` the chosen profile does not define.
     pub fn foreign_type(&self, message_type: &str) {
-        let mut types = self.foreign_types.lock().unwrap_or_else(|p| p.into_inner());
-        let key = if types.len() < FOREIGN_TYPES_KEPT || types.contains_key(message_type) {
-            message_type
-        } else {
-            "(other types)"
-        };
-        *types.entry(key.to_string()).or_default() += 1;
+        tally_type(&self.foreign_types, message_type);
+    }
+
+    pub fn invalid_type(&self, message_type: &str) {
+        tally_type(&self.invalid_types, message_type);
+    }
+
+    pub fn invalid_types(&self) -> BTreeMap<String, u64> {
+        self.invalid_types.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn foreign_types(&self) -> BTreeMap<String, u64> {

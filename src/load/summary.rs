@@ -65,6 +65,9 @@ pub struct LoadSummary {
     pub tls: Option<&'static str>,
     pub connections: usize,
     pub duration_s: f64,
+    /// The part of the run each connection was meant to measure, averaged (the ramp-up and
+    /// schedule phases left out): rates are per second of this.
+    pub measured_s: f64,
     /// "closed" or "open" (paced at --rate).
     pub loop_kind: &'static str,
     pub in_flight: usize,
@@ -87,6 +90,9 @@ pub struct LoadSummary {
     /// counted apart, in `schema_violations`.
     pub errors: BTreeMap<String, u64>,
     pub schema_violations: u64,
+    /// The violations by message type.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub schema_violations_by_type: BTreeMap<String, u64>,
     /// Received messages that were schema-checked.
     pub schema_checked: u64,
     /// Pings in flight when the run ended.
@@ -95,6 +101,9 @@ pub struct LoadSummary {
     pub unanswered_at_drop: u64,
     /// Open loop: sends due but held back by the in-flight limit when the run ended.
     pub unsent_at_end: u64,
+    /// Open loop: sends that fell due while the in-flight window was full (the server was
+    /// behind), made late; their corrected latency includes the wait.
+    pub window_held: u64,
     /// Handshakes still in progress when the run ended.
     pub handshake_pending_at_end: u64,
     /// Push mode: received messages without an integer `timestamp` (no push latency).
@@ -197,6 +206,7 @@ pub fn human(summary: &LoadSummary) -> String {
         ("unanswered at end", summary.unanswered_at_end),
         ("unanswered at drop", summary.unanswered_at_drop),
         ("unsent at end", summary.unsent_at_end),
+        ("sends held by a full in-flight window", summary.window_held),
         ("handshakes pending at end", summary.handshake_pending_at_end),
         ("without integer timestamp", summary.unstamped),
     ];
@@ -227,7 +237,7 @@ pub fn human(summary: &LoadSummary) -> String {
             "  {:<13} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
             name,
             thousands(s.count),
-            thousands((s.count as f64 / summary.duration_s.max(1e-9)).round() as u64),
+            thousands((s.count as f64 / summary.measured_s.max(1e-9)).round() as u64),
             micros(s.min),
             micros(s.p50),
             micros(s.p90),
@@ -299,6 +309,7 @@ pub(crate) mod tests {
             tls: None,
             connections: 100,
             duration_s: 10.0,
+            measured_s: 9.5,
             loop_kind: "open",
             in_flight: 1,
             validation: "all".into(),
@@ -317,6 +328,8 @@ pub(crate) mod tests {
             unanswered_at_end: 100,
             unanswered_at_drop: 2,
             unsent_at_end: 0,
+            window_held: 0,
+            schema_violations_by_type: BTreeMap::new(),
             handshake_pending_at_end: 0,
             unstamped: 0,
             verdict: Verdict::Invalid,

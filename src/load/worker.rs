@@ -207,12 +207,14 @@ fn classify(shared: &Shared, tally: &mut Tally, text: &str) -> Option<Value> {
             }
             if !verdict.is_valid() {
                 tally.violations += 1;
+                shared.recorder.invalid_type(verdict.message_type.as_deref().unwrap_or("(no type)"));
             }
             Some(value)
         }
         // Not JSON at all: a schema violation like any other invalid message.
         Err(_) => {
             tally.violations += 1;
+            shared.recorder.invalid_type("(not JSON)");
             None
         }
     }
@@ -294,12 +296,17 @@ async fn ping_loop(shared: &Shared, index: usize, ws: &mut Stream, tally: &mut T
     let watchdog = tokio::time::sleep(plan.reply_timeout);
     tokio::pin!(watchdog);
     let waker = shared.wakers.get(index).cloned().unwrap_or_default();
+    // When the window last went from full to not full: sends due before then waited on the server.
+    let mut freed_at: Option<Instant> = None;
     let end = loop {
         if outstanding.len() < k {
             let was_idle = outstanding.is_empty();
             let sent = match shared.schedule {
                 None => fill(ws, &mut outstanding, k, None).await,
-                Some(schedule) => fill(ws, &mut outstanding, k, Some((schedule, index, &mut *next_send, shared))).await,
+                Some(schedule) => {
+                    let open = Some((schedule, index, &mut *next_send, shared, freed_at));
+                    fill(ws, &mut outstanding, k, open).await
+                }
             };
             match sent {
                 Err(()) => {
@@ -341,6 +348,9 @@ async fn ping_loop(shared: &Shared, index: usize, ws: &mut Stream, tally: &mut T
                     };
                     if pong {
                         let now = Instant::now();
+                        if outstanding.len() == k {
+                            freed_at = Some(now);
+                        }
                         match outstanding.pop_front() {
                             Some((intended, actual)) if shared.schedule.is_some() => shared.recorder.record_pair(
                                 (Metric::Corrected, now - intended),
@@ -375,12 +385,14 @@ async fn ping_loop(shared: &Shared, index: usize, ws: &mut Stream, tally: &mut T
 }
 
 /// Sends Pings up to `k` in flight with one flush: every free slot in closed loop; in open
-/// loop only the sends that are due, each recorded with its schedule lag. Returns how many.
+/// loop only the sends that are due, each recorded with its schedule lag. A send that fell due
+/// while the window was full (before `freed_at`) waited on the server: it is counted as held,
+/// and only the delay after the slot freed is the generator's lag. Returns how many.
 async fn fill(
     ws: &mut Stream,
     outstanding: &mut VecDeque<(Instant, Instant)>,
     k: usize,
-    open: Option<(Schedule, usize, &mut u64, &Shared)>,
+    open: Option<(Schedule, usize, &mut u64, &Shared, Option<Instant>)>,
 ) -> Result<u64, ()> {
     let mut sent = 0;
     match open {
@@ -392,12 +404,19 @@ async fn fill(
                 sent += 1;
             }
         }
-        Some((schedule, index, next_send, shared)) => {
+        Some((schedule, index, next_send, shared, freed_at)) => {
             let due = schedule.due_by(index, Instant::now());
             while *next_send < due && outstanding.len() < k {
                 let intended = schedule.due(index, *next_send);
                 let now = Instant::now();
-                shared.recorder.record(Metric::Lag, now.saturating_duration_since(intended));
+                let ready = match freed_at {
+                    Some(freed) if freed > intended => {
+                        Recorder::add(&shared.recorder.counters.window_held, 1);
+                        freed
+                    }
+                    _ => intended,
+                };
+                shared.recorder.record(Metric::Lag, now.saturating_duration_since(ready));
                 ws.feed(Message::text(ping_text())).await.map_err(drop)?;
                 outstanding.push_back((intended, now));
                 *next_send += 1;

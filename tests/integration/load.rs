@@ -443,3 +443,43 @@ mod cli {
         assert_eq!(code, 3, "{stderr}");
     }
 }
+
+#[test]
+fn the_achieved_rate_counts_only_the_measured_window() {
+    // The case from the field: 1,000/s over 4 s with the CLI's 1 s ramp-up read as 880/s when
+    // the ramp-up and the schedule's phases were counted in the window.
+    let server = server(quiet_unlimited());
+    let mut plan = plan(server.url(), Mode::Ping, 10, Duration::from_secs(4));
+    plan.ramp_up = Duration::from_secs(1);
+    plan.rate = Some(1000.0);
+    plan.in_flight = 4;
+    let summary = run(plan, None);
+    assert_eq!(summary.verdict, Verdict::Passed, "{summary:#?}");
+    let error = (summary.throughput_per_s - 1000.0).abs() / 1000.0;
+    assert!(
+        error < 0.01,
+        "achieved {}/s over {} s, {:.2}% off",
+        summary.throughput_per_s,
+        summary.measured_s,
+        error * 100.0
+    );
+    assert!(summary.measured_s < 4.0 && summary.measured_s > 3.0, "{}", summary.measured_s);
+}
+
+#[test]
+fn sends_held_by_a_full_window_are_the_server_falling_behind_not_the_generator() {
+    // A Pong delayed 300 ms with one slot in flight at 20/s per connection: the window is
+    // full most of the time, so sends wait on the server; that is saturation, not lag.
+    let mut config = quiet_unlimited();
+    config.faults = vec![Fault::SlowPong];
+    config.pong_delay = Duration::from_millis(300);
+    let server = server(config);
+    let mut plan = plan(server.url(), Mode::Ping, 2, Duration::from_secs(2));
+    plan.rate = Some(40.0);
+    let summary = run(plan, None);
+    assert!(summary.window_held > 0, "{summary:#?}");
+    assert!(summary.valid_run, "a slow server does not make the run invalid: {:?}", summary.invalid_reasons);
+    assert!(summary.notes.iter().any(|n| n.contains("in-flight slots")), "{:?}", summary.notes);
+    let lag = summary.schedule_lag_us.expect("lag recorded");
+    assert!(lag.p50 < 5_000, "the generator's own lag stays small: {lag:?}");
+}
