@@ -64,6 +64,11 @@ pub enum Command {
         after_help = "Examples:\n  wsprobe load --connections 100 --duration 30s --assert 'p99<5ms'\n  wsprobe load --url ws://127.0.0.1:8080/ws --connections 50 --rate 40 --json - > load.json"
     )]
     Load(LoadArgs),
+    /// Find the highest rate at which a server still conforms: ramp, then bisect; each step judged on the protocol's rules and your SLOs.
+    #[command(
+        after_help = "Examples:\n  wsprobe capacity --slo 'p99<5ms'                      # the bundled server\n  wsprobe capacity --url ws://127.0.0.1:8080/ws --start-rate 500 --max-rate 50000 --slo 'p99<50ms' --expect 10000 --json capacity.json\n\nExit codes: 0 a capacity was found (and meets --expect), 1 the start rate already broke or the capacity is below --expect, 2 bad flags, 3 unreachable."
+    )]
+    Capacity(CapacityArgs),
     /// Merge the --json summaries and --hdr-log interval logs of load shards into one result.
     #[command(
         after_help = "Example: two shards started together, then one result:\n  wsprobe load --url ws://10.0.0.5:8080/ws --connections 2000 --shard 1/2 --start-at 2026-11-26T18:00:00Z --json s1.json --hdr-log s1.hlog\n  wsprobe load --url ws://10.0.0.5:8080/ws --connections 2000 --shard 2/2 --start-at 2026-11-26T18:00:00Z --json s2.json --hdr-log s2.hlog\n  wsprobe merge s1.json s2.json s1.hlog s2.hlog --json merged.json --hdr-log merged.hlog --assert 'p99<5ms'"
@@ -408,6 +413,77 @@ pub struct LoadArgs {
     pub server_tick: std::time::Duration,
     /// Spread connections over these local addresses, in turn: ADDR[,ADDR…] or a CIDR block
     /// (127.0.0.2/31), to get past per-IP limits and the ~28,000 ports of one address.
+    #[arg(long, value_name = "ADDRS", value_parser = crate::network::SourceAddresses::parse)]
+    pub source_ip: Option<crate::network::SourceAddresses>,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CapacityArgs {
+    /// The endpoint to search, e.g. ws://127.0.0.1:8080/ws. Without it, the bundled reference
+    /// server on its own threads, with the rate limit lifted.
+    #[arg(long, value_parser = crate::target::parse_ws_url)]
+    pub url: Option<String>,
+    #[arg(long, value_enum, default_value_t = Profile::Core)]
+    pub profile: Profile,
+    /// ping: Pings on an open-loop schedule, the rate ramped step by step.
+    #[arg(long, value_enum, default_value_t = crate::load::plan::Mode::Ping)]
+    pub mode: crate::load::plan::Mode,
+    #[arg(long, default_value_t = 10)]
+    pub connections: usize,
+    /// Pings in flight per connection; a step whose sends wait for a free slot is saturated.
+    #[arg(long, default_value_t = 8)]
+    pub in_flight: usize,
+    /// The first step's rate, messages per second in total.
+    #[arg(long, default_value_t = 1000.0)]
+    pub start_rate: f64,
+    /// No step goes above this rate.
+    #[arg(long, default_value_t = 1_000_000.0)]
+    pub max_rate: f64,
+    /// The measured part of each step (whole seconds).
+    #[arg(long, default_value = "5s", value_parser = duration_arg)]
+    pub step_duration: std::time::Duration,
+    /// Run before each step's measured part and not measured (whole seconds).
+    #[arg(long, default_value = "1s", value_parser = duration_arg)]
+    pub warmup: std::time::Duration,
+    /// Bisection stops when the gap between the last good and the first broken rate is at most this share.
+    #[arg(long, default_value = "5%", value_parser = percentage, value_name = "PERCENT")]
+    pub resolution: f64,
+    /// A service level each step must keep, in the --assert grammar: 'p99<50ms', 'errors==0'. Repeatable.
+    #[arg(long = "slo", value_name = "EXPR")]
+    pub slos: Vec<crate::load::assertion::Assertion>,
+    /// Exit 1 unless the capacity is at least this many messages per second.
+    #[arg(long, value_name = "RATE")]
+    pub expect: Option<f64>,
+    /// Schema-check received messages: all, off, or sample:N (one in N).
+    #[arg(long, default_value = "all")]
+    pub validate: crate::load::plan::Validation,
+    /// A reply later than this breaks the step (the spec's Pong deadline).
+    #[arg(long, default_value = "10s", value_parser = duration_arg)]
+    pub reply_timeout: std::time::Duration,
+    /// A step breaks when more than this share of connection attempts fail or are lost.
+    #[arg(long, default_value = "1%", value_parser = percentage, value_name = "PERCENT")]
+    pub max_connect_failures: f64,
+    /// Generator threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Threads for the bundled server.
+    #[arg(long, default_value_t = 1)]
+    pub server_threads: usize,
+    /// Keep trying to reach the target for this long before giving up (exit 3).
+    #[arg(long, value_parser = duration_arg, value_name = "DURATION")]
+    pub wait_for_server: Option<std::time::Duration>,
+    /// Write the report as JSON here (`-`: standard output, and the human report goes to standard error).
+    #[arg(long, value_name = "FILE|-")]
+    pub json: Option<PathBuf>,
+    /// Write a self-contained HTML page: latency against throughput, the knee marked, each step's verdict.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Hide the per-step progress lines.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Spread connections over these local addresses, in turn (as `load --source-ip`).
     #[arg(long, value_name = "ADDRS", value_parser = crate::network::SourceAddresses::parse)]
     pub source_ip: Option<crate::network::SourceAddresses>,
     #[command(flatten)]

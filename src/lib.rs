@@ -1,6 +1,7 @@
 //! wsprobe: conformance harness and load generator for the Bot Core WebSocket protocol.
 
 pub mod byte_search;
+pub mod capacity;
 pub mod capture;
 pub mod cli;
 pub mod clients;

@@ -1,6 +1,7 @@
 //! One module per subcommand. Each returns an exit code for checks that ran, and `Err` only
 //! when nothing meaningful could be checked (bad flags, unreadable files, no target).
 
+mod capacity;
 mod load;
 mod merge;
 mod report;
@@ -45,6 +46,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Load(args) => {
             drop(stdout);
             load::run(catalog, &args)
+        }
+        Command::Capacity(args) => {
+            drop(stdout);
+            capacity::run(catalog, &args)
         }
         Command::Report(args) => {
             drop(stdout);

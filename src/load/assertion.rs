@@ -144,6 +144,11 @@ impl fmt::Display for Checked {
 }
 
 impl Assertion {
+    /// As written, e.g. `p99<5ms`.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
     pub fn check(&self, summary: &LoadSummary) -> Checked {
         let actual = self.actual(summary);
         let passed = actual.as_ref().is_ok_and(|a| match self.op {

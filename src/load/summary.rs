@@ -138,7 +138,7 @@ impl LoadSummary {
     }
 }
 
-fn micros(value: u64) -> String {
+pub(crate) fn micros(value: u64) -> String {
     match value {
         v if v < 10_000 => format!("{v} µs"),
         v if v < 10_000_000 => format!("{:.2} ms", v as f64 / 1000.0),
@@ -146,7 +146,7 @@ fn micros(value: u64) -> String {
     }
 }
 
-fn thousands(value: u64) -> String {
+pub(crate) fn thousands(value: u64) -> String {
     let digits = value.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

@@ -401,6 +401,83 @@ pub fn load_page(summary: &LoadSummary, log: Option<&IntervalLog>, shards: &[Sha
 
 /// The page for a conformance run (or a `serve` run): the verdict table, each failure's
 /// transcript or timeline folded under it.
+/// The capacity search: latency against achieved throughput, one point per step (p50 and
+/// p99), the capacity marked as a vertical line, and each step's verdict in a table.
+pub fn capacity_page(report: &crate::capacity::CapacityReport) -> String {
+    use crate::capacity::StepVerdict;
+    let mut steps: Vec<&crate::capacity::Step> = report.steps.iter().collect();
+    steps.sort_by(|a, b| a.intended_per_s.total_cmp(&b.intended_per_s));
+    let points = |pick: fn(&crate::capacity::Step) -> Option<u64>| -> Points {
+        steps.iter().filter_map(|s| pick(s).map(|v| (s.achieved_per_s, v as f64 / 1000.0))).collect()
+    };
+    let (p50, p99) = (points(|s| s.p50_us), points(|s| s.p99_us));
+    let top = p99.iter().map(|&(_, y)| y).fold(0.0, f64::max);
+    let mut series = vec![("p99 (ms)".to_string(), p99), ("p50 (ms)".to_string(), p50)];
+    if let Some(capacity) = report.capacity_per_s {
+        series.push(("capacity".to_string(), vec![(capacity, 0.0), (capacity, top)]));
+    }
+    let max_rate = steps.iter().map(|s| s.achieved_per_s.max(s.intended_per_s)).fold(0.0, f64::max);
+    let (x_top, x_step) = nice_scale(max_rate);
+    let mut x_ticks = Vec::new();
+    let mut x = 0.0;
+    while x <= x_top + x_step / 2.0 {
+        x_ticks.push((x, tick_label(x, x_step)));
+        x += x_step;
+    }
+    let chart = Chart {
+        id: "curve",
+        title: "Latency against throughput, one point per step",
+        x_label: "achieved messages/s",
+        y_label: "latency (ms)",
+        x_ticks,
+        series,
+    };
+    let verdict = if report.capacity_per_s.is_some() { "passed" } else { "failed" };
+    let mut body = String::new();
+    let _ = write!(
+        body,
+        r#"<h1>wsprobe capacity against {target}</h1>
+<div class="meta">{mode} mode, {connections} connection(s), {in_flight} in flight, {step:.0} s steps after {warmup:.0} s warm-up, resolution {resolution:.1}%{slos}</div>
+<div id="verdict" class="verdict {verdict}">{conclusion}</div>
+{banner}{chart}
+<h2>Steps</h2>
+<table id="steps"><tr><th>intended/s</th><th>achieved/s</th><th>p50</th><th>p99</th><th>verdict</th><th>what broke</th></tr>
+"#,
+        target = escape(&report.target),
+        mode = report.mode,
+        connections = report.connections,
+        in_flight = report.in_flight,
+        step = report.step_s,
+        warmup = report.warmup_s,
+        resolution = report.resolution * 100.0,
+        slos =
+            if report.slos.is_empty() { String::new() } else { format!(", SLOs {}", escape(&report.slos.join(", "))) },
+        conclusion = escape(&crate::capacity::report::conclusion(report)),
+        banner = if report.tls.is_some() { TLS_UNVERIFIED_BANNER } else { "" },
+        chart = chart.svg(),
+    );
+    for step in steps {
+        let (class, label) = match step.verdict {
+            StepVerdict::Passed => ("passed", "passed"),
+            StepVerdict::Broken => ("failed", "broken"),
+            StepVerdict::Invalid => ("warned", "invalid"),
+        };
+        let why: Vec<String> =
+            step.broken.iter().map(|b| b.to_string()).chain(step.invalid_reasons.iter().cloned()).collect();
+        let _ = writeln!(
+            body,
+            r#"<tr class="step {class}"><td class=num>{:.0}</td><td class=num>{:.0}</td><td class=num>{}</td><td class=num>{}</td><td>{label}</td><td>{}</td></tr>"#,
+            step.intended_per_s,
+            step.achieved_per_s,
+            step.p50_us.map_or("-".to_string(), |v| format!("{:.2} ms", v as f64 / 1000.0)),
+            step.p99_us.map_or("-".to_string(), |v| format!("{:.2} ms", v as f64 / 1000.0)),
+            escape(&why.join("; "))
+        );
+    }
+    body.push_str("</table>\n");
+    page("wsprobe capacity", &body)
+}
+
 pub fn run_page(report: &RunReport) -> String {
     let document: Value = serde_json::from_str(&super::run::json(report)).unwrap_or_default();
     run_page_from_json(&document).unwrap_or_default()

@@ -1,0 +1,404 @@
+//! Capacity search: the highest rate at which a server still conforms. Steps are load runs
+//! (plan → workers → recorder), each judged on the protocol's rules and the user's SLOs over
+//! its measured window; a geometric ramp finds the first step that breaks, then bisection
+//! narrows the gap between the last good and the first bad rate to the resolution.
+//!
+//! A step is `passed`, `broken` (the server broke an SLO or a rule) or `invalid` (the
+//! generator, not the server, was the limit). An invalid step ends the search: the last good
+//! rate is then a lower bound, and the report says the generator was the limit.
+
+pub mod report;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::load::assertion::Assertion;
+use crate::load::interval_log::IntervalLog;
+use crate::load::plan::LoadPlan;
+use crate::load::summary::{LoadSummary, Stats};
+use crate::load::{self, LoadError, Outputs};
+use crate::schema::Catalog;
+
+/// What to search and how.
+#[derive(Debug, Clone)]
+pub struct CapacityPlan {
+    /// Every step's load; its `rate` and `duration` are set per step.
+    pub load: LoadPlan,
+    pub start_rate: f64,
+    pub max_rate: f64,
+    /// The measured part of each step.
+    pub step: Duration,
+    /// Run before each step's measured part, and not measured (whole seconds).
+    pub warmup: Duration,
+    /// Bisection stops when the gap is at most this share of the last good rate.
+    pub resolution: f64,
+    pub slos: Vec<Assertion>,
+    /// Sends that may wait for a free in-flight slot before a step counts as saturated.
+    pub max_window_held: f64,
+    /// How far below the intended rate the achieved one may fall.
+    pub rate_tolerance: f64,
+    pub threads: usize,
+}
+
+/// Ramp factor between steps before anything breaks.
+const RAMP: f64 = 2.0;
+/// Time a step may take beyond its warm-up and measured part: connects and the wind-down.
+const STEP_OVERHEAD: Duration = Duration::from_secs(2);
+
+impl CapacityPlan {
+    pub fn check(&self) -> Result<(), String> {
+        if !(self.start_rate > 0.0 && self.start_rate.is_finite()) {
+            return Err("--start-rate must be a positive number of messages per second".into());
+        }
+        if !(self.max_rate >= self.start_rate && self.max_rate.is_finite()) {
+            return Err(format!("--max-rate ({}) must be at least --start-rate ({})", self.max_rate, self.start_rate));
+        }
+        if !(0.001..=0.5).contains(&self.resolution) {
+            return Err("--resolution must be between 0.1% and 50%".into());
+        }
+        if self.step < Duration::from_secs(1) {
+            return Err("--step-duration must be at least 1s (latency is read in 1 s intervals)".into());
+        }
+        if self.warmup.subsec_nanos() != 0 {
+            return Err("--warmup must be whole seconds (latency is read in 1 s intervals), e.g. 1s".into());
+        }
+        let mut probe = self.load.clone();
+        probe.rate = Some(self.max_rate);
+        probe.duration = self.warmup + self.step;
+        probe.check()
+    }
+
+    /// The most steps the search can take: the ramp's, then the bisection's.
+    pub fn max_steps(&self) -> usize {
+        let ramp = (self.max_rate / self.start_rate).log(RAMP).ceil().max(0.0) as usize + 1;
+        let bisection = (1.0 / self.resolution).log2().ceil() as usize;
+        ramp + bisection
+    }
+
+    /// An upper bound on the whole search's time.
+    pub fn max_time(&self) -> Duration {
+        (self.warmup + self.step + STEP_OVERHEAD) * self.max_steps() as u32
+    }
+}
+
+/// What ended the search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Bound {
+    /// A step broke: the server's limit lies between the capacity and the first broken rate.
+    Server,
+    /// The generator ran out before the server did: the capacity is a lower bound.
+    Generator,
+    /// Every step up to `--max-rate` passed: the capacity is at least that.
+    MaxRate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepVerdict {
+    Passed,
+    /// The server broke an SLO or a rule.
+    Broken,
+    /// The generator was the limit: nothing is known about the server at this rate.
+    Invalid,
+}
+
+/// One thing that broke at a step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Breakage {
+    /// `slo` or `rule`.
+    pub kind: &'static str,
+    pub name: String,
+    pub detail: String,
+}
+
+impl std::fmt::Display for Breakage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} ({})", self.kind, self.name, self.detail)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub intended_per_s: f64,
+    pub achieved_per_s: f64,
+    pub p50_us: Option<u64>,
+    pub p99_us: Option<u64>,
+    pub verdict: StepVerdict,
+    pub broken: Vec<Breakage>,
+    /// Why the step is invalid (the generator's limits), when it is.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub invalid_reasons: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generator_cpu: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CapacityReport {
+    pub target: String,
+    pub mode: &'static str,
+    pub connections: usize,
+    pub in_flight: usize,
+    pub step_s: f64,
+    pub warmup_s: f64,
+    pub resolution: f64,
+    pub slos: Vec<String>,
+    /// The highest passing rate; `None` when even the start rate did not pass.
+    pub capacity_per_s: Option<f64>,
+    pub bound: Bound,
+    /// What broke just above the capacity (the lowest broken rate's breakages).
+    pub broken: Vec<Breakage>,
+    pub steps: Vec<Step>,
+    /// `"unverified"` under `--insecure`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<&'static str>,
+}
+
+/// Told as the search goes, for live progress.
+pub enum Progress<'a> {
+    Starting { number: usize, rate: f64 },
+    Finished { number: usize, step: &'a Step },
+}
+
+/// Runs the search.
+pub fn search(
+    plan: &CapacityPlan,
+    catalog: Arc<Catalog>,
+    mut progress: impl FnMut(Progress<'_>),
+) -> Result<CapacityReport, LoadError> {
+    let mut steps: Vec<Step> = Vec::new();
+    let mut last_good: Option<f64> = None;
+    let mut first_bad: Option<(f64, Vec<Breakage>)> = None;
+    let mut rate = plan.start_rate;
+    let mut bound = Bound::Server;
+    // Each step is measured once: a rate is never run twice.
+    loop {
+        progress(Progress::Starting { number: steps.len() + 1, rate });
+        let step = run_step(plan, catalog.clone(), rate)?;
+        progress(Progress::Finished { number: steps.len() + 1, step: &step });
+        let verdict = step.verdict;
+        let broken = step.broken.clone();
+        steps.push(step);
+        match verdict {
+            StepVerdict::Invalid => {
+                bound = Bound::Generator;
+                break;
+            }
+            StepVerdict::Passed => last_good = Some(rate),
+            StepVerdict::Broken => first_bad = Some((rate, broken)),
+        }
+        let next = match (last_good, &first_bad) {
+            (None, Some(_)) => break,
+            (Some(good), None) if good >= plan.max_rate => {
+                bound = Bound::MaxRate;
+                break;
+            }
+            (Some(good), None) => (good * RAMP).min(plan.max_rate),
+            (Some(good), Some((bad, _))) => {
+                if bad - good <= plan.resolution * good {
+                    break;
+                }
+                ((good + bad) / 2.0).round()
+            }
+            (None, None) => unreachable!("a step either passed or broke"),
+        };
+        rate = next;
+    }
+    let broken = match (bound, &first_bad) {
+        (Bound::Server, Some((_, broken))) => broken.clone(),
+        _ => Vec::new(),
+    };
+    Ok(CapacityReport {
+        target: plan.load.url.clone(),
+        mode: plan.load.mode.name(),
+        connections: plan.load.connections,
+        in_flight: plan.load.in_flight,
+        step_s: plan.step.as_secs_f64(),
+        warmup_s: plan.warmup.as_secs_f64(),
+        resolution: plan.resolution,
+        slos: plan.slos.iter().map(|slo| slo.text().to_string()).collect(),
+        capacity_per_s: last_good,
+        bound,
+        broken,
+        steps,
+        tls: plan.load.network.tls_unverified().then_some(crate::report::run::UNVERIFIED),
+    })
+}
+
+/// One load run at `rate`, judged over its measured window.
+fn run_step(plan: &CapacityPlan, catalog: Arc<Catalog>, rate: f64) -> Result<Step, LoadError> {
+    let mut load_plan = plan.load.clone();
+    load_plan.rate = Some(rate);
+    load_plan.duration = plan.warmup + plan.step;
+    load_plan.ramp_up = Duration::ZERO;
+    let outputs = Outputs {
+        progress: false,
+        hdr_log: None,
+        bundled_server: false,
+        notes: Vec::new(),
+        threads: plan.threads,
+        shard: None,
+        keep_log: true,
+    };
+    let (summary, log) = load::run_keeping_log(load_plan, catalog, outputs)?;
+    let log = log.as_deref().and_then(|bytes| IntervalLog::parse(bytes).ok());
+    let measured = measured_summary(&summary, log.as_ref(), plan);
+    Ok(judge(plan, rate, &summary, &measured))
+}
+
+/// The summary with its latencies and rate taken from the measured window only (the
+/// intervals after the warm-up).
+fn measured_summary(summary: &LoadSummary, log: Option<&IntervalLog>, plan: &CapacityPlan) -> LoadSummary {
+    let mut measured = summary.clone();
+    let Some(log) = log else { return measured };
+    let window = plan.step.as_secs_f64();
+    for (tag, stats) in measured.latency_us.iter_mut() {
+        if let Some(histogram) = log.total_between(tag, plan.warmup, Duration::MAX) {
+            if let Some(window_stats) = Stats::of(&histogram) {
+                *stats = window_stats;
+            }
+        }
+    }
+    let main = log.total_between(summary.main_latency, plan.warmup, Duration::MAX).map_or(0, |h| h.len());
+    measured.throughput_per_s = (main as f64 / window * 10.0).round() / 10.0;
+    measured.measured_s = window;
+    measured
+}
+
+/// The step's verdict: what the server broke, or why the generator could not tell.
+fn judge(plan: &CapacityPlan, rate: f64, whole: &LoadSummary, measured: &LoadSummary) -> Step {
+    let mut broken = Vec::new();
+    // Rules that hold whoever set the pace: what the server sent and whether it stayed up.
+    if whole.schema_violations > 0 {
+        let by_type: Vec<String> = whole
+            .schema_violations_by_type
+            .iter()
+            .map(|(kind, n)| format!("{} invalid {kind}", crate::load::summary::thousands(*n)))
+            .collect();
+        broken.push(rule("messages.schema", by_type.join(", ")));
+    }
+    let attempts = whole.connect_attempts.max(1);
+    let failed = whole.connect_failures + whole.connections_lost;
+    if failed as f64 / attempts as f64 > plan.load.max_connect_failure_rate {
+        let kinds: Vec<String> = whole.errors.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+        broken.push(rule(
+            "connections",
+            format!("{failed} of {attempts} connection attempts failed or were lost ({})", kinds.join(", ")),
+        ));
+    }
+    let hard = broken.len();
+    if let Some(timeouts) = whole.errors.get("timeout") {
+        broken.push(rule(
+            "heartbeat.pong",
+            format!("{timeouts} connection(s) waited more than {:?} for a Pong", plan.load.reply_timeout),
+        ));
+    }
+    if whole.sent > 0 && whole.window_held as f64 > plan.max_window_held * whole.sent as f64 {
+        broken.push(rule(
+            "saturation",
+            format!(
+                "{} of {} sends waited for a free in-flight slot (--in-flight {}): the server fell behind",
+                whole.window_held, whole.sent, plan.load.in_flight
+            ),
+        ));
+    }
+    let achieved = measured.throughput_per_s;
+    if achieved < rate * (1.0 - plan.rate_tolerance) {
+        broken.push(rule(
+            "rate",
+            format!("achieved {achieved:.0}/s of {rate:.0}/s ({:.1}% short)", (1.0 - achieved / rate) * 100.0),
+        ));
+    }
+    if !measured.latency_us.contains_key(measured.main_latency) && whole.connects > 0 {
+        broken.push(rule("replies", "no reply was measured in the window".into()));
+    }
+    for slo in &plan.slos {
+        let checked = slo.check(measured);
+        if !checked.passed {
+            let detail = match &checked.actual {
+                Ok(actual) => format!("actual {}", checked.unit.show(*actual)),
+                Err(why) => why.clone(),
+            };
+            broken.push(Breakage { kind: "slo", name: slo.text().to_string(), detail });
+        }
+    }
+    // The generator's own limits make timing figures meaningless, not the server's messages.
+    let invalid = whole.invalid_reasons.clone();
+    let verdict = if !invalid.is_empty() {
+        broken.truncate(hard);
+        if broken.is_empty() {
+            StepVerdict::Invalid
+        } else {
+            StepVerdict::Broken
+        }
+    } else if broken.is_empty() {
+        StepVerdict::Passed
+    } else {
+        StepVerdict::Broken
+    };
+    let main = measured.latency_us.get(measured.main_latency);
+    Step {
+        intended_per_s: rate,
+        achieved_per_s: achieved,
+        p50_us: main.map(|s| s.p50),
+        p99_us: main.map(|s| s.p99),
+        verdict,
+        broken,
+        invalid_reasons: invalid,
+        generator_cpu: whole.generator_cpu,
+    }
+}
+
+fn rule(name: &str, detail: String) -> Breakage {
+    Breakage { kind: "rule", name: name.to_string(), detail }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(start: f64, max: f64, resolution: f64) -> CapacityPlan {
+        CapacityPlan {
+            load: LoadPlan {
+                url: "ws://127.0.0.1:9/ws".into(),
+                profile: crate::profile::Profile::Core,
+                mode: crate::load::plan::Mode::Ping,
+                connections: 10,
+                duration: Duration::from_secs(1),
+                ramp_up: Duration::ZERO,
+                rate: None,
+                in_flight: 8,
+                validation: crate::load::plan::Validation::All,
+                reply_timeout: Duration::from_secs(10),
+                connect_timeout: Duration::from_secs(5),
+                max_message_bytes: 1 << 20,
+                clock_offset: crate::load::plan::ClockOffset::Fixed(0),
+                max_connect_failure_rate: 0.01,
+                network: crate::network::Network::shared_default(),
+            },
+            start_rate: start,
+            max_rate: max,
+            step: Duration::from_secs(5),
+            warmup: Duration::from_secs(1),
+            resolution,
+            slos: Vec::new(),
+            max_window_held: 0.01,
+            rate_tolerance: 0.05,
+            threads: 1,
+        }
+    }
+
+    #[test]
+    fn the_time_bound_covers_the_ramp_and_the_bisection() {
+        // 1,000 → 64,000 is 7 ramp steps; 5 % takes 5 halvings.
+        let plan = plan(1000.0, 64_000.0, 0.05);
+        assert_eq!(plan.max_steps(), 12);
+        assert_eq!(plan.max_time(), Duration::from_secs(12 * 8));
+        assert!(plan.check().is_ok());
+        assert!(super::CapacityPlan { resolution: 0.9, ..plan.clone() }.check().is_err());
+        assert!(super::CapacityPlan { max_rate: 10.0, ..plan.clone() }.check().is_err());
+        assert!(super::CapacityPlan { warmup: Duration::from_millis(1500), ..plan }.check().is_err());
+    }
+}

@@ -1,0 +1,243 @@
+//! `wsprobe capacity` against servers whose capacity is known: one that serves Pings from one
+//! queue at exactly N a second (past N, replies wait longer and longer), one that answers
+//! with malformed Pongs once Pings come faster than N a second, and a generator held to one
+//! thread, which must be reported as the limit.
+//!
+//! Its own test binary, and its tests one at a time: a search judges whether the generator
+//! kept its schedule, which only means something when nothing else loads the machine.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Held by each test for its whole run.
+static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// The binary, off the async runtime (the servers here keep serving), bounded in time.
+async fn wsprobe(args: Vec<String>) -> Output {
+    let run = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_wsprobe")).args(&args).output()
+    });
+    let out = tokio::time::timeout(Duration::from_secs(180), run).await.expect("wsprobe finishes").unwrap().unwrap();
+    Output {
+        code: out.status.code().expect("exited normally"),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+#[derive(Clone, Copy)]
+enum Limit {
+    /// One queue, served at N a second.
+    Queue,
+    /// Immediate replies, malformed while Pings arrive faster than N a second.
+    Malformed,
+}
+
+fn pong(valid: bool) -> String {
+    let now = reference_server::now_ms();
+    if valid {
+        format!(r#"{{"type":"Pong","data":{{"timestamp":{now}}},"timestamp":{now}}}"#)
+    } else {
+        format!(r#"{{"type":"Pong","data":{{"timestamp":"{now}"}},"timestamp":{now}}}"#)
+    }
+}
+
+/// A server whose capacity is `per_second` Pings a second, by construction.
+async fn limited_server(per_second: u32, limit: Limit) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+    let (queue, mut served) = mpsc::unbounded_channel::<mpsc::UnboundedSender<String>>();
+    if let Limit::Queue = limit {
+        tokio::spawn(async move {
+            // Each request takes one period of the server's time, from when the server is free:
+            // idle time is not saved up, so no step can spend what a slower one left unused.
+            let period = Duration::from_secs_f64(1.0 / per_second as f64);
+            let mut free_at = tokio::time::Instant::now();
+            // Served up to 2 ms ahead of the server's time: the timer wakes in whole
+            // milliseconds, and the long-run rate still cannot pass one per period.
+            let slack = Duration::from_millis(2);
+            while let Some(reply) = served.recv().await {
+                let now = tokio::time::Instant::now();
+                free_at = free_at.max(now) + period;
+                if free_at > now + slack {
+                    tokio::time::sleep_until(free_at - slack).await;
+                }
+                let _ = reply.send(pong(true));
+            }
+        });
+    }
+    // Arrival times of the last second's Pings, across connections.
+    let arrivals = Arc::new(Mutex::new(VecDeque::<Instant>::new()));
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (queue, arrivals) = (queue.clone(), arrivals.clone());
+            tokio::spawn(async move {
+                let Ok(ws) = tokio_tungstenite::accept_async(stream).await else { return };
+                let (mut sink, mut stream) = ws.split();
+                let (replies, mut outgoing) = mpsc::unbounded_channel::<String>();
+                let writer = tokio::spawn(async move {
+                    while let Some(text) = outgoing.recv().await {
+                        if sink.send(Message::text(text)).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                while let Some(Ok(message)) = stream.next().await {
+                    let Message::Text(text) = message else { continue };
+                    if !text.contains("\"Ping\"") {
+                        continue;
+                    }
+                    match limit {
+                        Limit::Queue => {
+                            let _ = queue.send(replies.clone());
+                        }
+                        Limit::Malformed => {
+                            let now = Instant::now();
+                            let fast = {
+                                let mut seen = arrivals.lock().unwrap();
+                                seen.push_back(now);
+                                while seen.front().is_some_and(|t| now - *t > Duration::from_secs(1)) {
+                                    seen.pop_front();
+                                }
+                                seen.len() > per_second as usize
+                            };
+                            let _ = replies.send(pong(!fast));
+                        }
+                    }
+                }
+                writer.abort();
+            });
+        }
+    });
+    url
+}
+
+fn report(stdout: &str) -> Value {
+    serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+#[tokio::test]
+async fn a_server_that_falls_behind_past_n_has_a_capacity_near_n_and_the_slo_is_named() {
+    let _alone = ALONE.lock().await;
+    let url = limited_server(2000, Limit::Queue).await;
+    let out = wsprobe(args(&[
+        "capacity",
+        "--url",
+        &url,
+        "--start-rate",
+        "500",
+        "--max-rate",
+        "16000",
+        "--step-duration",
+        "2s",
+        "--resolution",
+        "10%",
+        "--slo",
+        "p99<100ms",
+        "--connections",
+        "10",
+        "--json",
+        "-",
+        "--no-progress",
+    ]))
+    .await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let report = report(&out.stdout);
+    let capacity = report["capacity_per_s"].as_f64().unwrap();
+    assert!((1700.0..=2300.0).contains(&capacity), "capacity {capacity}, not within 15% of 2,000: {}", out.stderr);
+    assert_eq!(report["bound"], "server");
+    let broken: Vec<String> = report["broken"].as_array().unwrap().iter().map(|b| b["name"].to_string()).collect();
+    assert!(broken.iter().any(|name| name.contains("p99<100ms")), "{broken:?}");
+    assert!(out.stderr.contains("capacity") && out.stderr.contains("bound: server"), "{}", out.stderr);
+    let steps = report["steps"].as_array().unwrap();
+    assert!(steps.iter().all(|s| s["verdict"] != "invalid"), "{steps:#?}");
+}
+
+#[tokio::test]
+async fn malformed_replies_past_n_break_the_schema_rule() {
+    let _alone = ALONE.lock().await;
+    let url = limited_server(3000, Limit::Malformed).await;
+    let out = wsprobe(args(&[
+        "capacity",
+        "--url",
+        &url,
+        "--start-rate",
+        "1000",
+        "--max-rate",
+        "16000",
+        "--step-duration",
+        "2s",
+        "--resolution",
+        "20%",
+        "--json",
+        "-",
+        "--no-progress",
+    ]))
+    .await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let report = report(&out.stdout);
+    assert_eq!(report["bound"], "server");
+    let capacity = report["capacity_per_s"].as_f64().unwrap();
+    assert!((2000.0..=3500.0).contains(&capacity), "capacity {capacity}: {}", out.stderr);
+    let broken = &report["broken"][0];
+    assert_eq!(broken["kind"], "rule");
+    assert_eq!(broken["name"], "messages.schema");
+    assert!(broken["detail"].as_str().unwrap().contains("invalid Pong"), "{broken}");
+}
+
+#[tokio::test]
+async fn a_generator_that_runs_out_is_reported_as_the_limit() {
+    let _alone = ALONE.lock().await;
+    // The reference server on its own thread, the generator held to one: at this rate the
+    // generator cannot keep its schedule, and the search must say so instead of blaming the server.
+    let mut config = reference_server::Config::new(reference_server::Profile::Core);
+    config.rate_limit = None;
+    config.tick = Duration::from_secs(3600);
+    let server = tokio::task::spawn_blocking(move || {
+        reference_server::BackgroundServer::start(config, "127.0.0.1:0".parse().unwrap(), 1).unwrap()
+    })
+    .await
+    .unwrap();
+    let out = wsprobe(args(&[
+        "capacity",
+        "--url",
+        server.url(),
+        "--threads",
+        "1",
+        "--connections",
+        "200",
+        "--start-rate",
+        "400000",
+        "--max-rate",
+        "800000",
+        "--step-duration",
+        "1s",
+        "--json",
+        "-",
+        "--no-progress",
+    ]))
+    .await;
+    let report = report(&out.stdout);
+    assert_eq!(report["bound"], "generator", "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(report["steps"][0]["verdict"], "invalid");
+    assert!(out.stderr.contains("the generator could not even drive the start rate"), "{}", out.stderr);
+    assert_eq!(out.code, 1, "no capacity was found");
+    drop(server);
+}
