@@ -32,6 +32,15 @@ EXPECTED = {
         ("shard 2's line", r'data-series="shard 2/2"'),
         ("the shard table", r'<table id="shards"'),
     ],
+    "capacity": [
+        ("a verdict", r'id="verdict" class="verdict (passed|failed)"'),
+        ("the latency-throughput curve", r'<svg id="curve"'),
+        ("the p99 line", r'<polyline class="series" data-series="p99 \(ms\)"'),
+        ("the p50 line", r'<polyline class="series" data-series="p50 \(ms\)"'),
+        ("the capacity marker", r'<polyline class="series" data-series="capacity"'),
+        ("the step table", r'<table id="steps"'),
+        ("a step row", r'<tr class="step (passed|failed|warned)"'),
+    ],
 }
 
 for page, checks in EXPECTED.items():

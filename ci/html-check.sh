@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The HTML reports in a real browser: wsprobe writes a run report (against a broken reference
-# server, so failures and transcripts are there), a load report and a merged two-shard report;
+# server, so failures and transcripts are there), a load report, a merged two-shard report and
+# a capacity search;
 # Debian's Chromium renders each headless to a PNG and dumps its DOM; then
 # ci/html-check.py checks each page rendered (not blank: enough ink, several colours) and holds
 # its elements (verdict, tables, SVG plots with their series, expandable transcripts).
@@ -73,9 +74,13 @@ kill "$server_pid"; server_pid=""
 "$bin/wsprobe" report "$work"/s1.json "$work"/s2.json "$work"/s1.hlog "$work"/s2.hlog --html "$work/report.html" >/dev/null
 cmp -s "$work/report.html" "$work/merged.html" || { echo "wsprobe report and merge --html differ on the same files" >&2; exit 1; }
 
+# A capacity search on the bundled server: short steps, a range the generator can drive.
+timeout 120 "$bin/wsprobe" capacity --start-rate 250 --max-rate 1000 --step-duration 1s --slo 'p99<1s' \
+  --html "$work/capacity.html" --no-progress >/dev/null
+
 chrome_flags=(--headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking
   --disable-component-update --disable-sync --hide-scrollbars)
-for page in run load merged; do
+for page in run load merged capacity; do
   timeout 120 chromium "${chrome_flags[@]}" --user-data-dir="$work/profile-$page" --window-size=1200,1900 \
     --screenshot="$work/$page.png" "file://$work/$page.html" >/dev/null 2>&1
   timeout 120 chromium "${chrome_flags[@]}" --user-data-dir="$work/profile-$page" \
@@ -84,5 +89,5 @@ done
 "$venv/bin/python" ci/html-check.py "$work"
 if [ -n "$keep" ]; then
   mkdir -p "$keep"
-  cp "$work"/{run,load,merged}.{html,png} "$keep"/
+  cp "$work"/{run,load,merged,capacity}.{html,png} "$keep"/
 fi

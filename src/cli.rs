@@ -480,6 +480,9 @@ pub struct CapacityArgs {
     /// Write a self-contained HTML page: latency against throughput, the knee marked, each step's verdict.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+    /// Write an HdrHistogram interval log (.hlog) of every step's corrected latency, one tag per step (`stepN-RATE`).
+    #[arg(long, value_name = "FILE|-")]
+    pub hdr_log: Option<PathBuf>,
     /// Hide the per-step progress lines.
     #[arg(long)]
     pub no_progress: bool,

@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::load::assertion::Assertion;
-use crate::load::interval_log::IntervalLog;
+use crate::load::interval_log::{Interval, IntervalLog};
 use crate::load::plan::LoadPlan;
 use crate::load::summary::{LoadSummary, Stats};
 use crate::load::{self, LoadError, Outputs};
@@ -154,6 +154,26 @@ pub struct CapacityReport {
     /// `"unverified"` under `--insecure`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<&'static str>,
+    /// Every step's main-latency intervals, tagged `stepN-RATE`, from the search's start.
+    #[serde(skip)]
+    pub intervals: Vec<Interval>,
+    #[serde(skip)]
+    pub started: Option<std::time::SystemTime>,
+}
+
+impl CapacityReport {
+    /// The steps' intervals as an HdrHistogram interval log, one tag per step.
+    pub fn hlog(&self) -> std::io::Result<Vec<u8>> {
+        crate::load::merge::MergedLog {
+            start: self.started.unwrap_or(std::time::UNIX_EPOCH),
+            comment: format!(
+                "wsprobe capacity {} against {}; one tag per step; values in microseconds",
+                self.mode, self.target
+            ),
+            intervals: self.intervals.clone(),
+        }
+        .to_bytes()
+    }
 }
 
 /// Told as the search goes, for live progress.
@@ -173,10 +193,19 @@ pub fn search(
     let mut first_bad: Option<(f64, Vec<Breakage>)> = None;
     let mut rate = plan.start_rate;
     let mut bound = Bound::Server;
+    let (started, wall_start) = (std::time::Instant::now(), std::time::SystemTime::now());
+    let mut intervals = Vec::new();
     // Each step is measured once: a rate is never run twice.
     loop {
         progress(Progress::Starting { number: steps.len() + 1, rate });
-        let step = run_step(plan, catalog.clone(), rate)?;
+        let offset = started.elapsed();
+        let (step, log) = run_step(plan, catalog.clone(), rate)?;
+        let tag = format!("step{}-{rate:.0}", steps.len() + 1);
+        for interval in log.into_iter().flat_map(|log| log.intervals) {
+            if interval.tag.as_deref() == Some(crate::load::recorder::Metric::Corrected.name()) {
+                intervals.push(Interval { tag: Some(tag.clone()), start: offset + interval.start, ..interval });
+            }
+        }
         progress(Progress::Finished { number: steps.len() + 1, step: &step });
         let verdict = step.verdict;
         let broken = step.broken.clone();
@@ -224,11 +253,13 @@ pub fn search(
         broken,
         steps,
         tls: plan.load.network.tls_unverified().then_some(crate::report::run::UNVERIFIED),
+        intervals,
+        started: Some(wall_start),
     })
 }
 
 /// One load run at `rate`, judged over its measured window.
-fn run_step(plan: &CapacityPlan, catalog: Arc<Catalog>, rate: f64) -> Result<Step, LoadError> {
+fn run_step(plan: &CapacityPlan, catalog: Arc<Catalog>, rate: f64) -> Result<(Step, Option<IntervalLog>), LoadError> {
     let mut load_plan = plan.load.clone();
     load_plan.rate = Some(rate);
     load_plan.duration = plan.warmup + plan.step;
@@ -245,7 +276,7 @@ fn run_step(plan: &CapacityPlan, catalog: Arc<Catalog>, rate: f64) -> Result<Ste
     let (summary, log) = load::run_keeping_log(load_plan, catalog, outputs)?;
     let log = log.as_deref().and_then(|bytes| IntervalLog::parse(bytes).ok());
     let measured = measured_summary(&summary, log.as_ref(), plan);
-    Ok(judge(plan, rate, &summary, &measured))
+    Ok((judge(plan, rate, &summary, &measured), log))
 }
 
 /// The summary with its latencies and rate taken from the measured window only (the

@@ -137,6 +137,8 @@ mod tests {
                 step(14_000.0, 13_950.0, 9800, StepVerdict::Broken, vec![slower]),
             ],
             tls: None,
+            intervals: Vec::new(),
+            started: None,
         }
     }
 

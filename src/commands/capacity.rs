@@ -78,9 +78,13 @@ pub fn run(catalog: Catalog, args: &CapacityArgs) -> anyhow::Result<u8> {
         args.wait_for_server,
     ))?;
 
-    let json_to_stdout = args.json.as_deref().is_some_and(crate::cli::is_stdout);
+    if [&args.json, &args.hdr_log].iter().all(|p| p.as_deref().is_some_and(crate::cli::is_stdout)) {
+        bail!("--json - and --hdr-log - would both write to standard output; send one of them to a file");
+    }
+    // Standard output holds one thing: the human report, or what `--json -`/`--hdr-log -` sent there.
+    let stdout_taken = [&args.json, &args.hdr_log].iter().any(|p| p.as_deref().is_some_and(crate::cli::is_stdout));
     let mut out: Box<dyn Write> =
-        if json_to_stdout { Box::new(std::io::stderr().lock()) } else { Box::new(std::io::stdout().lock()) };
+        if stdout_taken { Box::new(std::io::stderr().lock()) } else { Box::new(std::io::stdout().lock()) };
     writeln!(
         out,
         "wsprobe capacity: {}/s to {}/s, {} s steps after {} s warm-up, {} resolution: at most {} steps, at most {:.0} s",
@@ -109,10 +113,18 @@ pub fn run(catalog: Catalog, args: &CapacityArgs) -> anyhow::Result<u8> {
     out.write_all(report::human(&report).as_bytes())?;
     if let Some(path) = &args.json {
         let text = report::json(&report);
-        if json_to_stdout {
+        if crate::cli::is_stdout(path) {
             std::io::stdout().lock().write_all(text.as_bytes()).context("cannot write --json to standard output")?;
         } else {
             std::fs::write(path, text).with_context(|| format!("cannot write --json {}", path.display()))?;
+        }
+    }
+    if let Some(path) = &args.hdr_log {
+        let bytes = report.hlog().context("cannot encode the interval log")?;
+        if crate::cli::is_stdout(path) {
+            std::io::stdout().lock().write_all(&bytes).context("cannot write --hdr-log to standard output")?;
+        } else {
+            std::fs::write(path, bytes).with_context(|| format!("cannot write --hdr-log {}", path.display()))?;
         }
     }
     if let Some(path) = &args.html {
