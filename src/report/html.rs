@@ -49,6 +49,7 @@ tr.FAIL td {{ background: #fdf1f1; }}
 table {{ border-collapse: collapse; margin: 8px 0; }}
 th, td {{ border-bottom: 1px solid #dde3ea; padding: 4px 10px; text-align: left; vertical-align: top; overflow-wrap: anywhere; }}
 table#verdicts {{ width: 100%; table-layout: fixed; }}
+table#steps {{ width: 100%; }} table#steps th, table#steps td.num, table#steps td.step-verdict {{ white-space: nowrap; }}
 td.num, th.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 .status {{ font-weight: 600; color: #fff; border-radius: 3px; padding: 1px 6px; font-size: 12px; }}
 details {{ margin: 4px 0; }}
@@ -466,7 +467,7 @@ pub fn capacity_page(report: &crate::capacity::CapacityReport) -> String {
             step.broken.iter().map(|b| b.to_string()).chain(step.invalid_reasons.iter().cloned()).collect();
         let _ = writeln!(
             body,
-            r#"<tr class="step {class}"><td class=num>{:.0}</td><td class=num>{:.0}</td><td class=num>{}</td><td class=num>{}</td><td>{label}</td><td>{}</td></tr>"#,
+            r#"<tr class="step {class}"><td class=num>{:.0}</td><td class=num>{:.0}</td><td class=num>{}</td><td class=num>{}</td><td class=step-verdict>{label}</td><td>{}</td></tr>"#,
             step.intended_per_s,
             step.achieved_per_s,
             step.p50_us.map_or("-".to_string(), |v| format!("{:.2} ms", v as f64 / 1000.0)),
