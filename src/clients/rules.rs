@@ -102,6 +102,8 @@ struct Tally {
     unmeasured: Vec<String>,
     /// What a pass says.
     passed: Option<String>,
+    /// The exact count, first, when `failures` holds only examples of more.
+    count: Option<String>,
 }
 
 impl Tally {
@@ -115,9 +117,11 @@ impl Tally {
 
     fn finish(self, rule: &'static Rule, skip_reason: impl FnOnce() -> String) -> Finding {
         let (status, message) = if !self.failures.is_empty() {
-            let mut message: Vec<String> = self.failures.iter().take(FAILURES_LISTED).cloned().collect();
-            if self.failures.len() > FAILURES_LISTED {
-                message.push(format!("… and {} more", self.failures.len() - FAILURES_LISTED));
+            let listed = self.failures.len().min(FAILURES_LISTED);
+            let mut message: Vec<String> = self.count.into_iter().collect();
+            message.extend(self.failures.iter().take(listed).cloned());
+            if self.failures.len() > listed {
+                message.push(format!("… and {} more ({} in all)", self.failures.len() - listed, self.failures.len()));
             }
             (Status::Failed, message.join("\n"))
         } else if self.samples > 0 {
@@ -612,9 +616,14 @@ fn messages_schema(client: &ClientLog) -> Finding {
                 .collect()
         });
     }
-    let unlisted = client.invalid.saturating_sub(client.invalid_examples.len() as u64);
-    if unlisted > 0 {
-        tally.failures.push(format!("… {unlisted} more invalid message(s)"));
+    // The examples are a few of the invalid messages; the count says how many there were.
+    if client.invalid > client.invalid_examples.len() as u64 {
+        tally.count = Some(format!(
+            "{} of {} message(s) invalid; the first {} shown:",
+            client.invalid,
+            client.messages,
+            client.invalid_examples.len().min(FAILURES_LISTED)
+        ));
     }
     tally.passed = Some(format!("{} message(s), all valid", client.messages));
     tally.finish(&MESSAGES_SCHEMA, || "the client sent no messages".into())
@@ -854,6 +863,16 @@ mod tests {
             verdict(&judged(&sloppy, 10.0, &MESSAGES_SCHEMA)),
             (Status::Failed, "at +1.000 s: Ping at /timestamp: missing")
         );
+        // 74 invalid Pings, five kept as examples: the count is exact, not the lines cut.
+        sloppy.messages = 80;
+        sloppy.invalid = 74;
+        sloppy.invalid_examples = (0..5)
+            .map(|i| Invalid { at: s(1.0 + f64::from(i)), reason: "Ping at /timestamp: not an integer".into() })
+            .collect();
+        let finding = judged(&sloppy, 10.0, &MESSAGES_SCHEMA);
+        assert!(finding.message.starts_with("74 of 80 message(s) invalid; the first 5 shown:"), "{}", finding.message);
+        assert_eq!(finding.message.lines().count(), 6, "{}", finding.message);
+        assert!(!finding.message.contains("more"), "{}", finding.message);
 
         let mut flood = open(0.0);
         flood.messages = 150;
