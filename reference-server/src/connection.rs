@@ -485,14 +485,25 @@ impl Session<'_> {
         }
     }
 
-    fn pong(&mut self) {
+    /// Under a client fault that withholds Pongs (`no-pong`, `stall-after`), the reply to a
+    /// heartbeat Ping is held back and the observer told. Any text message whose `type` is
+    /// `Ping` is a heartbeat, valid or not (schemas/README.md, choice 24): a client whose Pings
+    /// fail their schema must still meet the heartbeat rules. True when withheld.
+    fn withhold_pong(&mut self) -> bool {
         let config = &self.shared.config;
-        if self.client.stalled.load(Ordering::Acquire)
-            || (!config.client_faults.is_empty() && config.client_faults.withholds_pongs(self.shared.since_start()))
-        {
+        let withheld = self.client.stalled.load(Ordering::Acquire)
+            || (!config.client_faults.is_empty() && config.client_faults.withholds_pongs(self.shared.since_start()));
+        if withheld {
             self.shared.observe(self.attempt, || EventKind::PongWithheld);
+        }
+        withheld
+    }
+
+    fn pong(&mut self) {
+        if self.withhold_pong() {
             return;
         }
+        let config = &self.shared.config;
         if config.has(Fault::MalformedPong) {
             self.reply(r#"{"type":"Pong","timestamp":""}"#.to_string());
         } else if config.has(Fault::SlowPong) {
@@ -633,7 +644,10 @@ impl Session<'_> {
             Ok(ClientMessage::Authenticate { .. }) => {}
             Err(rejection) => {
                 debug!(peer = %self.peer, reason = %rejection.describe(), "rejected client message");
-                self.reject_input(&rejection);
+                let heartbeat = matches!(&rejection, protocol::Rejection::InvalidMessage { message_type, .. } if message_type == "Ping");
+                if !(heartbeat && self.withhold_pong()) {
+                    self.reject_input(&rejection);
+                }
             }
         }
     }

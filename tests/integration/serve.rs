@@ -37,6 +37,9 @@ struct Behaviour {
     /// Messages (valid Authenticate ones, which the server ignores with auth off) sent at once
     /// after each open.
     flood: usize,
+    /// Pings with an ISO 8601 string timestamp, as some browser clients send: invalid, and
+    /// still heartbeats.
+    string_timestamps: bool,
 }
 
 impl Behaviour {
@@ -52,6 +55,7 @@ impl Behaviour {
             answer_close: true,
             greeting: None,
             flood: 0,
+            string_timestamps: false,
         }
     }
 
@@ -60,7 +64,13 @@ impl Behaviour {
     }
 }
 
-fn ping() -> Message {
+fn ping(string_timestamp: bool) -> Message {
+    if string_timestamp {
+        return Message::text(format!(
+            r#"{{"type":"Ping","timestamp":"{}"}}"#,
+            reference_server::iso8601(reference_server::now_ms() / 1000, 0)
+        ));
+    }
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
     Message::text(format!(r#"{{"type":"Ping","timestamp":{now}}}"#))
 }
@@ -112,7 +122,7 @@ async fn session(mut ws: Ws, b: &Behaviour) {
         };
         tokio::select! {
             _ = heartbeat.tick(), if b.ping => {
-                if ws.send(ping()).await.is_err() {
+                if ws.send(ping(b.string_timestamps)).await.is_err() {
                     return;
                 }
                 if b.pong_timeout && pong_deadline.is_none() {
@@ -305,12 +315,21 @@ async fn heartbeat_rules_catch_a_client_that_never_pings_and_one_that_never_give
             Behaviour::correct("good", scale),
             Behaviour { ping: false, ..Behaviour::correct("silent", scale) },
             Behaviour { pong_timeout: false, ..Behaviour::correct("patient", scale) },
+            Behaviour { string_timestamps: true, ..Behaviour::correct("sloppy", scale) },
         ],
     );
     let (code, report) = report(served, clients).await;
     assert_eq!(code, 1, "{report:#}");
     let mut want = expected(&STARVED_BUT_CORRECT);
     assert_eq!(verdicts(&report, "good"), want, "{report:#}");
+
+    // Invalid Pings are heartbeats too (choice 24): their replies are withheld like any
+    // other's, so the heartbeat and reconnect rules are judged, and only the schema rule fails.
+    let mut sloppy = expected(&STARVED_BUT_CORRECT);
+    sloppy.insert("client.messages.schema".into(), "failed".into());
+    assert_eq!(verdicts(&report, "sloppy"), sloppy, "{report:#}");
+    let schema = case(&report, "sloppy", "client.messages.schema");
+    assert!(schema["message"].as_str().unwrap().contains("Ping at /timestamp"), "{schema:#}");
 
     // The server closes a client that sends nothing after its idle limit (60 s, scaled), and
     // the silent client reconnects properly after that.
