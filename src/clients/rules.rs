@@ -338,6 +338,9 @@ enum Cause {
     ServerClosed(u16),
     /// The client closed after an unanswered Ping.
     PongTimeout,
+    /// The client ended the connection itself (Close or drop), no Ping unanswered. Its
+    /// reconnects are judged like any others; a client that never comes back left for good.
+    ClientClosed,
     /// A connect that was not a reconnect failed.
     ConnectFailed,
 }
@@ -348,6 +351,7 @@ impl Cause {
             Cause::ServerDropped => "the server dropped the connection".into(),
             Cause::ServerClosed(code) => format!("the server closed the connection ({code})"),
             Cause::PongTimeout => "the client closed after its Pong timeout".into(),
+            Cause::ClientClosed => "the client ended the connection".into(),
             Cause::ConnectFailed => "a connect failed".into(),
         }
     }
@@ -425,18 +429,16 @@ fn outages(client: &ClientLog, observed_until: Duration) -> Vec<Outage> {
         }
         let Some(end) = c.ended.filter(|&e| e <= observed_until) else { continue };
         let cause = if c.server_dropped.is_some() {
-            Some(Cause::ServerDropped)
+            Cause::ServerDropped
         } else if let Some((_, code)) = c.server_closed_first() {
-            Some(Cause::ServerClosed(code))
+            Cause::ServerClosed(code)
         } else if !c.withheld.is_empty() {
-            Some(Cause::PongTimeout)
+            Cause::PongTimeout
         } else {
-            // The client left on its own: no reconnect is owed.
-            None
+            // A reconnect is a reconnect whoever closed: its delay is judged from this end.
+            Cause::ClientClosed
         };
-        if let Some(cause) = cause {
-            current = Some(Outage { start: end, cause, attempts: Vec::new(), resolved: false });
-        }
+        current = Some(Outage { start: end, cause, attempts: Vec::new(), resolved: false });
     }
     outages.extend(current);
     outages
@@ -483,7 +485,10 @@ fn reconnect_backoff(outages: &[Outage], timing: &Timing, observed_until: Durati
             previous = Some(attempt.delay);
         }
         let made = outage.attempts.len();
-        if outage.resolved || made >= MAX_ATTEMPTS || (made == 0 && outage.cause == Cause::PongTimeout) {
+        // A client that ends a connection itself may be leaving for good: only the reconnects
+        // it does make are judged.
+        let left = matches!(outage.cause, Cause::PongTimeout | Cause::ClientClosed);
+        if outage.resolved || made >= MAX_ATTEMPTS || (made == 0 && left) {
             continue;
         }
         // No attempt yet: wait as long as any step could be, since a later outage may start late.
@@ -506,9 +511,28 @@ fn reconnect_backoff(outages: &[Outage], timing: &Timing, observed_until: Durati
         }
     }
     tally.passed = Some(format!("{} reconnect delay(s) measured, each on the 1, 2, 4 … 30 s sequence", tally.samples));
-    tally.finish(&RECONNECT_BACKOFF, || {
-        "the server never ended a connection, so there was no reconnect to time; use --fault drop-every=T or close-every=T".into()
-    })
+    tally.finish(&RECONNECT_BACKOFF, || no_reconnect(outages, observed_until))
+}
+
+/// Why there was no reconnect to judge, from what happened: no connection ended at all, or
+/// the ends there were (by whom) and no attempt after any of them.
+fn no_reconnect(outages: &[Outage], observed_until: Duration) -> String {
+    if outages.is_empty() {
+        let watched = if observed_until.is_zero() { String::new() } else { format!(" in {}", seconds(observed_until)) };
+        return format!(
+            "no connection ended{watched}, so there was no reconnect to time; use --fault drop-every=T or close-every=T"
+        );
+    }
+    let mut causes: Vec<(String, usize)> = Vec::new();
+    for outage in outages {
+        let cause = outage.cause.describe();
+        match causes.iter_mut().find(|(c, _)| *c == cause) {
+            Some((_, n)) => *n += 1,
+            None => causes.push((cause, 1)),
+        }
+    }
+    let list: Vec<String> = causes.iter().map(|(cause, n)| format!("{n}× {cause}")).collect();
+    format!("{} connection end(s) ({}), and the client never reconnected after any", outages.len(), list.join(", "))
 }
 
 fn reconnect_cap(outages: &[Outage], timing: &Timing, observed_until: Duration) -> Finding {
@@ -547,7 +571,7 @@ fn reconnect_reset(outages: &[Outage], timing: &Timing) -> Finding {
     let mut tally = Tally::default();
     let mut with_attempts = outages.iter().filter(|o| !o.attempts.is_empty());
     let Some(first) = with_attempts.next() else {
-        return tally.finish(&RECONNECT_RESET, || "no reconnect was seen".into());
+        return tally.finish(&RECONNECT_RESET, || no_reconnect(outages, Duration::ZERO));
     };
     let base = first.attempts[0].delay;
     // The first outage's own first delay, as a step of the sequence if it is one.
@@ -728,6 +752,29 @@ mod tests {
         assert_eq!(finding.status, Status::Failed);
         assert!(finding.message.contains("came 0.001 s after"), "{}", finding.message);
         assert_eq!(finding.timeline[0].event, "outage: the server dropped the connection");
+    }
+
+    #[test]
+    fn a_reconnect_after_the_client_s_own_close_is_judged_and_leaving_for_good_is_not() {
+        // The client closed at 10 s on its own (no Ping unanswered) and came back 0.2 s later.
+        let left = Connection { client_closed: Some((s(10.0), Some(1000))), ended: Some(s(10.01)), ..open(0.0) };
+        let finding = judged(&client(vec![left.clone(), open(10.21)]), 60.0, &RECONNECT_BACKOFF);
+        assert_eq!(finding.status, Status::Failed, "{}", finding.message);
+        assert!(finding.message.contains("came 0.200 s after"), "{}", finding.message);
+        assert_eq!(finding.timeline[0].event, "outage: the client ended the connection");
+        // The same close with no reconnect: the client may have left for good; nothing to judge.
+        let finding = judged(&client(vec![left]), 60.0, &RECONNECT_BACKOFF);
+        assert_eq!(finding.status, Status::Skipped);
+        // The reason is what happened, not a guess about the server.
+        assert!(
+            finding
+                .message
+                .contains("1 connection end(s) (1× the client ended the connection), and the client never reconnected"),
+            "{}",
+            finding.message
+        );
+        let finding = judged(&client(vec![open(0.0)]), 60.0, &RECONNECT_RESET);
+        assert!(finding.message.contains("no connection ended, so there was no reconnect"), "{}", finding.message);
     }
 
     #[test]
