@@ -1,7 +1,6 @@
 //! `wsprobe capacity`: build the search, start the bundled server if needed, search, report.
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,20 +48,11 @@ pub fn run(catalog: Catalog, args: &CapacityArgs) -> anyhow::Result<u8> {
         threads: args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
     };
     plan.check().map_err(anyhow::Error::msg)?;
-    let _ = rlimit::increase_nofile_limit((args.connections * 2 + 256) as u64);
+    super::load::raise_fd_limit(args.connections * if args.url.is_none() { 2 } else { 1 } + 256)?;
     let server = match &args.url {
         Some(_) => None,
         None => {
-            let mut config = reference_server::Config::new(args.profile.into());
-            config.rate_limit = None;
-            config.max_connections = None;
-            config.idle_timeout = None;
-            let server = reference_server::BackgroundServer::start(
-                config,
-                SocketAddr::from(([127, 0, 0, 1], 0)),
-                args.server_threads,
-            )
-            .context("cannot start the bundled reference server on 127.0.0.1")?;
+            let server = super::load::start_bundled(args.profile, args.server_threads, Duration::from_secs(1))?;
             plan.load.url = server.url().to_string();
             eprintln!(
                 "bundled reference server on its own {} thread(s), its rate limit lifted; it shares this machine's cores with the generator",

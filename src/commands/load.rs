@@ -45,18 +45,7 @@ pub fn run(catalog: Catalog, args: &LoadArgs) -> anyhow::Result<u8> {
 
     let mut notes = Vec::new();
     let server = if bundled {
-        let mut config = reference_server::Config::new(args.profile.into());
-        config.rate_limit = None;
-        // Load decides how many connections there are and how long they idle.
-        config.max_connections = None;
-        config.idle_timeout = None;
-        config.tick = args.server_tick;
-        let server = reference_server::BackgroundServer::start(
-            config,
-            SocketAddr::from(([127, 0, 0, 1], 0)),
-            args.server_threads,
-        )
-        .context("cannot start the bundled reference server on 127.0.0.1")?;
+        let server = start_bundled(args.profile, args.server_threads, args.server_tick)?;
         notes.push(format!(
             "bundled reference server on its own {} thread(s); its 100-messages-a-minute rate limit is lifted for load",
             args.server_threads
@@ -130,8 +119,24 @@ pub fn run(catalog: Catalog, args: &LoadArgs) -> anyhow::Result<u8> {
     })
 }
 
+/// The reference server on its own threads for a load run (`load`, `capacity`): its rate limit
+/// lifted, and no cap on connections or idle time, since the run decides both.
+pub(super) fn start_bundled(
+    profile: crate::profile::Profile,
+    threads: usize,
+    tick: Duration,
+) -> anyhow::Result<reference_server::BackgroundServer> {
+    let mut config = reference_server::Config::new(profile.into());
+    config.rate_limit = None;
+    config.max_connections = None;
+    config.idle_timeout = None;
+    config.tick = tick;
+    reference_server::BackgroundServer::start(config, SocketAddr::from(([127, 0, 0, 1], 0)), threads)
+        .context("cannot start the bundled reference server on 127.0.0.1")
+}
+
 /// Each connection needs a file descriptor (two with the bundled server in-process).
-fn raise_fd_limit(needed: usize) -> anyhow::Result<()> {
+pub(super) fn raise_fd_limit(needed: usize) -> anyhow::Result<()> {
     match rlimit::increase_nofile_limit(needed as u64) {
         Ok(limit) if limit >= needed as u64 => Ok(()),
         Ok(limit) => bail!(

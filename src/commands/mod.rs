@@ -123,10 +123,9 @@ fn network(args: &ConnectionArgs, url: Option<&str>, sources: Option<SourceAddre
         Some(url) => {
             let policy = ProxyPolicy::from_sources(args.proxy.as_deref(), |name| std::env::var(name).ok())
                 .map_err(anyhow::Error::msg)?;
-            if let Ok(request) = tokio_tungstenite::tungstenite::http::Uri::try_from(url) {
-                let secure = request.scheme_str().is_some_and(|s| s.eq_ignore_ascii_case("wss"));
-                let host = request.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
-                if let Some(proxy) = policy.for_target(secure, host) {
+            if let Ok(uri) = tokio_tungstenite::tungstenite::http::Uri::try_from(url) {
+                let (secure, host, _) = crate::network::endpoint(&uri);
+                if let Some(proxy) = policy.for_target(secure, &host) {
                     eprintln!("connecting through proxy {} (from {})", proxy.display(), proxy.source);
                 }
             }
@@ -197,6 +196,14 @@ async fn preflight(
             }
         }
     }
+}
+
+/// [`preflight`] for the suite (`run`, `snapshot`): its target, network and timeout scale.
+async fn preflight_suite(
+    settings: &crate::runner::RunSettings,
+    wait: Option<std::time::Duration>,
+) -> anyhow::Result<()> {
+    preflight(&settings.url, &settings.network, settings.scaled(std::time::Duration::from_secs(5)), wait).await
 }
 
 /// Maps a setup error to its exit code. Unreachable targets are distinguished from bad input

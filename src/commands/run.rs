@@ -93,13 +93,7 @@ pub fn run(catalog: Catalog, args: &RunArgs, color: ColorChoice) -> anyhow::Resu
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     let show_progress = !args.no_progress && std::io::stderr().is_terminal();
     let report = runtime.block_on(async {
-        super::preflight(
-            &settings.url,
-            &settings.network,
-            settings.scaled(Duration::from_secs(5)),
-            args.suite.wait_for_server,
-        )
-        .await?;
+        super::preflight_suite(&settings, args.suite.wait_for_server).await?;
         let (events, mut receiver) = mpsc::unbounded_channel();
         let progress = tokio::spawn(async move {
             let bar = show_progress.then(indicatif::ProgressBar::hidden);

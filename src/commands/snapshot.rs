@@ -4,7 +4,6 @@
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{bail, Context};
 use serde::Serialize;
@@ -235,13 +234,7 @@ fn record(catalog: Catalog, args: &SnapshotArgs) -> anyhow::Result<Vec<Recorded>
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     let report: RunReport = runtime.block_on(async {
-        super::preflight(
-            &settings.url,
-            &settings.network,
-            settings.scaled(Duration::from_secs(5)),
-            args.suite.wait_for_server,
-        )
-        .await?;
+        super::preflight_suite(&settings, args.suite.wait_for_server).await?;
         let (events, _receiver) = tokio::sync::mpsc::unbounded_channel();
         anyhow::Ok(runner::run(planned, settings.clone(), Arc::new(catalog), events, bundled.is_some()).await)
     })?;

@@ -19,6 +19,14 @@ pub use source::SourceAddresses;
 pub use stream::NetStream;
 pub use tls::TlsSettings;
 
+/// Whether a WebSocket URI is wss://, its host (IPv6 without brackets) and its port (the
+/// scheme's default when none is written).
+pub fn endpoint(uri: &tokio_tungstenite::tungstenite::http::Uri) -> (bool, String, u16) {
+    let secure = uri.scheme_str().is_some_and(|s| s.eq_ignore_ascii_case("wss"));
+    let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
+    (secure, host, uri.port_u16().unwrap_or(if secure { 443 } else { 80 }))
+}
+
 /// `wsprobe/VERSION`, sent unless `--header 'User-Agent: …'` says otherwise, so operators can
 /// tell test traffic apart in their logs.
 pub fn user_agent() -> String {

@@ -225,9 +225,7 @@ impl Session {
             .write_buffer_size(WRITE_BUFFER)
             // A server that stops reading makes sends fail instead of making the client grow.
             .max_write_buffer_size(WRITE_BUFFER + options.max_message_bytes);
-        let secure = request.uri().scheme_str().is_some_and(|s| s.eq_ignore_ascii_case("wss"));
-        let host = request.uri().host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
-        let port = request.uri().port_u16().unwrap_or(if secure { 443 } else { 80 });
+        let (secure, host, port) = crate::network::endpoint(request.uri());
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + options.timeout;
         let opened = match tokio::time::timeout_at(deadline, network.open(&host, port, secure)).await {
