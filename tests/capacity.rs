@@ -48,6 +48,8 @@ enum Limit {
     Queue,
     /// Immediate replies, malformed while Pings arrive faster than N a second.
     Malformed,
+    /// No reply at all: nothing can be measured.
+    Silent,
 }
 
 fn pong(valid: bool) -> String {
@@ -105,6 +107,7 @@ async fn limited_server(per_second: u32, limit: Limit) -> String {
                         continue;
                     }
                     match limit {
+                        Limit::Silent => {}
                         Limit::Queue => {
                             let _ = queue.send(replies.clone());
                         }
@@ -168,6 +171,44 @@ async fn a_server_that_falls_behind_past_n_has_a_capacity_near_n_and_the_slo_is_
     assert!(out.stderr.contains("capacity") && out.stderr.contains("bound: server"), "{}", out.stderr);
     let steps = report["steps"].as_array().unwrap();
     assert!(steps.iter().all(|s| s["verdict"] != "invalid"), "{steps:#?}");
+    // At twice its capacity the server's queue fills every in-flight slot and the achieved
+    // rate stops at N: the saturation and rate rules name it besides the SLO.
+    let double = steps.iter().find(|s| s["intended_per_s"] == 4000.0).expect("the ramp ran 4,000/s");
+    let names: Vec<&str> = double["broken"].as_array().unwrap().iter().map(|b| b["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"saturation") && names.contains(&"rate"), "{double:#}");
+}
+
+#[tokio::test]
+async fn a_server_that_never_replies_has_no_capacity_and_nothing_is_green() {
+    let _alone = ALONE.lock().await;
+    let url = limited_server(0, Limit::Silent).await;
+    let out = wsprobe(args(&[
+        "capacity",
+        "--url",
+        &url,
+        "--start-rate",
+        "100",
+        "--max-rate",
+        "1000",
+        "--step-duration",
+        "1s",
+        "--reply-timeout",
+        "500ms",
+        "--json",
+        "-",
+        "--no-progress",
+    ]))
+    .await;
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let report = report(&out.stdout);
+    assert!(report["capacity_per_s"].is_null(), "{report:#}");
+    let step = &report["steps"][0];
+    assert_eq!(step["verdict"], "broken");
+    let names: Vec<&str> = step["broken"].as_array().unwrap().iter().map(|b| b["name"].as_str().unwrap()).collect();
+    for rule in ["heartbeat.pong", "connections", "replies"] {
+        assert!(names.contains(&rule), "{rule} not among {names:?}");
+    }
+    assert!(out.stderr.contains("no capacity found: the start rate already broke"), "{}", out.stderr);
 }
 
 #[tokio::test]

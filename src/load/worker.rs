@@ -298,14 +298,17 @@ async fn ping_loop(shared: &Shared, index: usize, ws: &mut Stream, tally: &mut T
     let waker = shared.wakers.get(index).cloned().unwrap_or_default();
     // When the window last went from full to not full: sends due before then waited on the server.
     let mut freed_at: Option<Instant> = None;
+    // Sends that fell due while the connection was down (a reconnect's backlog) go out now:
+    // their lateness is the outage's, not the generator's.
+    let opened_at = Instant::now();
     let end = loop {
         if outstanding.len() < k {
             let was_idle = outstanding.is_empty();
             let sent = match shared.schedule {
                 None => fill(ws, &mut outstanding, k, None).await,
                 Some(schedule) => {
-                    let open = Some((schedule, index, &mut *next_send, shared, freed_at));
-                    fill(ws, &mut outstanding, k, open).await
+                    let open = OpenLoop { schedule, index, next_send: &mut *next_send, shared, freed_at, opened_at };
+                    fill(ws, &mut outstanding, k, Some(open)).await
                 }
             };
             match sent {
@@ -384,15 +387,29 @@ async fn ping_loop(shared: &Shared, index: usize, ws: &mut Stream, tally: &mut T
     end
 }
 
+/// What an open-loop fill needs: the schedule and this connection's place in it.
+struct OpenLoop<'a> {
+    schedule: Schedule,
+    index: usize,
+    /// The next scheduled send of this connection.
+    next_send: &'a mut u64,
+    shared: &'a Shared,
+    /// When the in-flight window last went from full to not full.
+    freed_at: Option<Instant>,
+    /// When this connection opened.
+    opened_at: Instant,
+}
+
 /// Sends Pings up to `k` in flight with one flush: every free slot in closed loop; in open
 /// loop only the sends that are due, each recorded with its schedule lag. A send that fell due
-/// while the window was full (before `freed_at`) waited on the server: it is counted as held,
-/// and only the delay after the slot freed is the generator's lag. Returns how many.
+/// while the window was full (before `freed_at`) waited on the server: it is counted as held.
+/// The generator's lag counts from when a send could first go out: its due time, the freeing
+/// of its slot, or the opening of the connection (`opened_at`). Returns how many.
 async fn fill(
     ws: &mut Stream,
     outstanding: &mut VecDeque<(Instant, Instant)>,
     k: usize,
-    open: Option<(Schedule, usize, &mut u64, &Shared, Option<Instant>)>,
+    open: Option<OpenLoop<'_>>,
 ) -> Result<u64, ()> {
     let mut sent = 0;
     match open {
@@ -404,7 +421,7 @@ async fn fill(
                 sent += 1;
             }
         }
-        Some((schedule, index, next_send, shared, freed_at)) => {
+        Some(OpenLoop { schedule, index, next_send, shared, freed_at, opened_at }) => {
             let due = schedule.due_by(index, Instant::now());
             while *next_send < due && outstanding.len() < k {
                 let intended = schedule.due(index, *next_send);
@@ -416,7 +433,7 @@ async fn fill(
                     }
                     _ => intended,
                 };
-                shared.recorder.record(Metric::Lag, now.saturating_duration_since(ready));
+                shared.recorder.record(Metric::Lag, now.saturating_duration_since(ready.max(opened_at)));
                 ws.feed(Message::text(ping_text())).await.map_err(drop)?;
                 outstanding.push_back((intended, now));
                 *next_send += 1;
