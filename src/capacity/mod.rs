@@ -192,11 +192,10 @@ pub fn search(
     let mut last_good: Option<f64> = None;
     let mut first_bad: Option<(f64, Vec<Breakage>)> = None;
     let mut rate = plan.start_rate;
-    let mut bound = Bound::Server;
     let (started, wall_start) = (std::time::Instant::now(), std::time::SystemTime::now());
     let mut intervals = Vec::new();
     // Each step is measured once: a rate is never run twice.
-    loop {
+    let bound = loop {
         progress(Progress::Starting { number: steps.len() + 1, rate });
         let offset = started.elapsed();
         let (step, log) = run_step(plan, catalog.clone(), rate)?;
@@ -211,30 +210,15 @@ pub fn search(
         let broken = step.broken.clone();
         steps.push(step);
         match verdict {
-            StepVerdict::Invalid => {
-                bound = Bound::Generator;
-                break;
-            }
+            StepVerdict::Invalid => break Bound::Generator,
             StepVerdict::Passed => last_good = Some(rate),
             StepVerdict::Broken => first_bad = Some((rate, broken)),
         }
-        let next = match (last_good, &first_bad) {
-            (None, Some(_)) => break,
-            (Some(good), None) if good >= plan.max_rate => {
-                bound = Bound::MaxRate;
-                break;
-            }
-            (Some(good), None) => (good * RAMP).min(plan.max_rate),
-            (Some(good), Some((bad, _))) => {
-                if bad - good <= plan.resolution * good {
-                    break;
-                }
-                ((good + bad) / 2.0).round()
-            }
-            (None, None) => unreachable!("a step either passed or broke"),
-        };
-        rate = next;
-    }
+        match next_rate(plan, last_good, first_bad.as_ref().map(|(bad, _)| *bad)) {
+            Next::Run(next) => rate = next,
+            Next::Stop(why) => break why,
+        }
+    };
     let broken = match (bound, &first_bad) {
         (Bound::Server, Some((_, broken))) => broken.clone(),
         _ => Vec::new(),
@@ -256,6 +240,30 @@ pub fn search(
         intervals,
         started: Some(wall_start),
     })
+}
+
+enum Next {
+    Run(f64),
+    Stop(Bound),
+}
+
+/// The rate after a step: up the ramp while nothing broke, then the midpoint of the last good
+/// and the first broken rate, until the gap is within the resolution.
+fn next_rate(plan: &CapacityPlan, last_good: Option<f64>, first_bad: Option<f64>) -> Next {
+    match (last_good, first_bad) {
+        (None, _) => Next::Stop(Bound::Server),
+        (Some(good), None) if good >= plan.max_rate => Next::Stop(Bound::MaxRate),
+        (Some(good), None) => Next::Run((good * RAMP).min(plan.max_rate)),
+        (Some(good), Some(bad)) => {
+            // Whole messages per second: a midpoint that rounds onto either end has been run.
+            let middle = ((good + bad) / 2.0).round();
+            if bad - good <= plan.resolution * good || middle <= good || middle >= bad {
+                Next::Stop(Bound::Server)
+            } else {
+                Next::Run(middle)
+            }
+        }
+    }
 }
 
 /// One load run at `rate`, judged over its measured window.
@@ -419,6 +427,24 @@ mod tests {
             rate_tolerance: 0.05,
             threads: 1,
         }
+    }
+
+    #[test]
+    fn the_search_ramps_then_bisects_and_always_ends() {
+        let plan = plan(1000.0, 64_000.0, 0.05);
+        let run = |next: Next| match next {
+            Next::Run(rate) => Some(rate),
+            Next::Stop(_) => None,
+        };
+        assert_eq!(run(next_rate(&plan, Some(1000.0), None)), Some(2000.0));
+        assert_eq!(run(next_rate(&plan, Some(48_000.0), None)), Some(64_000.0));
+        assert!(matches!(next_rate(&plan, Some(64_000.0), None), Next::Stop(Bound::MaxRate)));
+        assert_eq!(run(next_rate(&plan, Some(4000.0), Some(8000.0))), Some(6000.0));
+        assert!(matches!(next_rate(&plan, Some(4000.0), Some(4150.0)), Next::Stop(Bound::Server)));
+        assert!(matches!(next_rate(&plan, None, Some(1000.0)), Next::Stop(Bound::Server)));
+        // At one message a second the midpoint rounds onto the broken end: stop, never rerun it.
+        let tiny = super::CapacityPlan { start_rate: 1.0, resolution: 0.001, ..plan };
+        assert!(matches!(next_rate(&tiny, Some(1.0), Some(2.0)), Next::Stop(Bound::Server)));
     }
 
     #[test]
