@@ -6,8 +6,11 @@
 
 use std::time::Duration;
 
+use reference_server::ScheduledFault;
+
+use super::evidence::{self, Lifetimes};
 use super::log::{ClientLog, Connection};
-use super::timing::{seconds, Timing, BACKOFF_MAX, MAX_ATTEMPTS, RATE_LIMIT};
+use super::timing::{seconds, Timing, Window, BACKOFF_MAX, MAX_ATTEMPTS, RATE_LIMIT};
 use crate::outcome::{Moment, Status};
 use crate::scenario::Level;
 
@@ -174,30 +177,40 @@ fn connection_moments(c: &Connection) -> Vec<Moment> {
     moments
 }
 
-/// Judges every rule for one client. `observed_until` is when `serve` stopped watching:
-/// nothing is expected of the client after it.
-pub fn check(client: &ClientLog, timing: &Timing, observed_until: Duration) -> Vec<Finding> {
+/// What the run did: the time scale and tolerance, when `serve` stopped watching (nothing is
+/// expected of the client after it), and the faults as the user wrote them (unscaled), which
+/// the reasons for a SKIP name.
+#[derive(Debug, Clone, Copy)]
+pub struct Run<'a> {
+    pub timing: &'a Timing,
+    pub observed_until: Duration,
+    pub faults: &'a [ScheduledFault],
+}
+
+/// Judges every rule for one client.
+pub fn check(client: &ClientLog, run: &Run) -> Vec<Finding> {
+    let (timing, observed_until) = (run.timing, run.observed_until);
     let outages = outages(client, observed_until);
+    let lifetimes = Lifetimes::of(client, observed_until);
     vec![
-        heartbeat_interval(client, timing, observed_until),
-        heartbeat_timeout(client, timing, observed_until),
-        reconnect_backoff(&outages, timing, observed_until),
+        heartbeat_interval(client, run, &lifetimes),
+        heartbeat_timeout(client, run, &lifetimes),
+        reconnect_backoff(&outages, run, &lifetimes),
         reconnect_cap(&outages, timing, observed_until),
-        reconnect_reset(&outages, timing),
+        reconnect_reset(&outages, run, &lifetimes),
         close_clean(client),
         messages_schema(client),
         rate_limit(client, timing),
     ]
 }
 
-fn heartbeat_interval(client: &ClientLog, timing: &Timing, observed_until: Duration) -> Finding {
+fn heartbeat_interval(client: &ClientLog, run: &Run, lifetimes: &Lifetimes) -> Finding {
+    let (timing, observed_until) = (run.timing, run.observed_until);
     let window = timing.ping_interval();
     let mut tally = Tally::default();
-    let mut longest = Duration::ZERO;
     for c in &client.connections {
         let Some(opened) = c.opened else { continue };
         let end = c.end_or(observed_until).min(observed_until);
-        longest = longest.max(end.saturating_sub(opened));
         let mut last = opened;
         let mut first = true;
         for &ping in c.pings.iter().filter(|&&p| p <= end) {
@@ -252,10 +265,25 @@ fn heartbeat_interval(client: &ClientLog, timing: &Timing, observed_until: Durat
     }
     tally.passed = Some(format!("{} interval(s) measured, each within {}", tally.samples, window.describe()));
     tally.finish(&HEARTBEAT_INTERVAL, || {
+        let mut remedies = evidence::unfired(run.faults, timing, lifetimes);
+        let enders = evidence::connection_enders(run.faults);
+        if lifetimes.by_server > 0 && !enders.is_empty() {
+            remedies.push(format!(
+                "{} ended connections first: a T above {} would let an interval be seen",
+                enders.join(", "),
+                seconds(window.high.div_f64(timing.scale))
+            ));
+        } else if lifetimes.by_client > 0 {
+            remedies.push(format!("the client closed {} connection(s) itself", lifetimes.by_client));
+        }
+        if lifetimes.open_at_end > 0 {
+            remedies.push(format!("observation ended at {}: serve for longer", at(observed_until)));
+        }
         format!(
-            "no connection stayed open longer than {} (the longest lasted {}), so no Ping interval could be seen; run longer or drop less often",
+            "no connection stayed open longer than {}, so no Ping interval could be seen: {}{}",
             seconds(window.high),
-            seconds(longest)
+            lifetimes.describe(),
+            evidence::then(&remedies)
         )
     })
 }
@@ -272,7 +300,8 @@ fn server_end(c: &Connection) -> Option<Duration> {
     c.server_dropped.or(c.server_closed_first().map(|(t, _)| t))
 }
 
-fn heartbeat_timeout(client: &ClientLog, timing: &Timing, observed_until: Duration) -> Finding {
+fn heartbeat_timeout(client: &ClientLog, run: &Run, lifetimes: &Lifetimes) -> Finding {
+    let (timing, observed_until) = (run.timing, run.observed_until);
     let window = timing.pong_timeout();
     let reconnect_wait = timing.window(timing.scaled(BACKOFF_MAX)).high;
     let mut tally = Tally::default();
@@ -328,7 +357,20 @@ fn heartbeat_timeout(client: &ClientLog, timing: &Timing, observed_until: Durati
     }
     tally.passed =
         Some(format!("{} Pong timeout(s): closed within {} and reconnected", tally.samples, window.describe()));
-    tally.finish(&HEARTBEAT_TIMEOUT, || "no Ping was left unanswered; use --fault no-pong or stall-after=T".into())
+    tally.finish(&HEARTBEAT_TIMEOUT, || {
+        let pings: usize = client.connections.iter().map(|c| c.pings.len()).sum();
+        if pings == 0 {
+            return format!("the client sent no Ping, so none could be left unanswered: {}", lifetimes.describe());
+        }
+        let starvers = evidence::starvers(run.faults);
+        let mut why = evidence::unfired(run.faults, timing, lifetimes);
+        if starvers.is_empty() {
+            why.push("use --fault no-pong or stall-after=T".into());
+        } else if why.is_empty() {
+            why.push(format!("no Ping fell where {} applied", starvers.join(", ")));
+        }
+        format!("every Ping ({pings}) was answered{}", evidence::then(&why))
+    })
 }
 
 /// Why an outage began.
@@ -444,40 +486,43 @@ fn outages(client: &ClientLog, observed_until: Duration) -> Vec<Outage> {
     outages
 }
 
-/// The delay expected after `previous` in one outage: the next step of the spec's sequence if
-/// `previous` was one, else double it (capped), so one wrong delay is not blamed twice.
-fn next_expected(timing: &Timing, previous: Duration) -> Duration {
-    match timing.backoff_step(previous) {
-        Some(step) => timing.backoff(step + 1),
-        None => (previous * 2).min(timing.scaled(BACKOFF_MAX)),
-    }
+/// The windows a reconnect attempt may fall in: the spec's step for its place in the outage,
+/// and double the previous attempt's delay (capped). A client keeps its own delay, doubling
+/// it whenever its timer fires late, so one late attempt is not followed by a second blame when
+/// the next is back on the spec's step; and a client that starts from a wrong base and then
+/// doubles is blamed for the start only. Steps are matched by order, never by the nearest
+/// value: at a small time scale the unscaled slack makes neighbouring steps' windows overlap.
+fn backoff_windows(timing: &Timing, n: usize, previous: Option<Duration>) -> (Window, Option<Window>) {
+    let step = timing.window(timing.backoff(n));
+    let doubled = previous.map(|delay| timing.window((delay * 2).min(timing.scaled(BACKOFF_MAX))));
+    (step, doubled.filter(|doubled| *doubled != step))
 }
 
-fn reconnect_backoff(outages: &[Outage], timing: &Timing, observed_until: Duration) -> Finding {
+fn reconnect_backoff(outages: &[Outage], run: &Run, lifetimes: &Lifetimes) -> Finding {
+    let (timing, observed_until) = (run.timing, run.observed_until);
     let mut tally = Tally::default();
     for (index, outage) in outages.iter().enumerate() {
         let mut previous: Option<Duration> = None;
         for (n, attempt) in outage.attempts.iter().enumerate().take(MAX_ATTEMPTS) {
-            let expected = match previous {
-                None if index == 0 => timing.backoff(1),
-                // The first delay of a later outage is the reset rule's to judge.
-                None => {
-                    previous = Some(attempt.delay);
-                    continue;
-                }
-                Some(previous) => next_expected(timing, previous),
-            };
-            let window = timing.window(expected);
-            if window.contains(attempt.delay) {
+            // The first delay of a later outage is the reset rule's to judge.
+            if n == 0 && index > 0 {
+                previous = Some(attempt.delay);
+                continue;
+            }
+            let (step, doubled) = backoff_windows(timing, n + 1, previous);
+            if step.contains(attempt.delay) || doubled.is_some_and(|w| w.contains(attempt.delay)) {
                 tally.samples += 1;
             } else {
+                let or_doubled =
+                    doubled.map(|w| format!(", or double the previous delay: {}", w.describe())).unwrap_or_default();
                 tally.fail(
                     format!(
-                        "reconnect attempt {} at {} came {} after the previous failure; expected {}",
+                        "reconnect attempt {} at {} came {} after the previous failure; expected the spec's step {}: {}{or_doubled}",
                         n + 1,
                         at(attempt.at),
                         seconds(attempt.delay),
-                        window.describe()
+                        n + 1,
+                        step.describe()
                     ),
                     || outage.moments(timing),
                 );
@@ -493,7 +538,10 @@ fn reconnect_backoff(outages: &[Outage], timing: &Timing, observed_until: Durati
         }
         // No attempt yet: wait as long as any step could be, since a later outage may start late.
         let wait = match previous {
-            Some(previous) => timing.window(next_expected(timing, previous)).high,
+            Some(_) => {
+                let (step, doubled) = backoff_windows(timing, made + 1, previous);
+                step.high.max(doubled.map_or(Duration::ZERO, |w| w.high))
+            }
             None if index == 0 => timing.window(timing.backoff(1)).high,
             None => timing.window(timing.scaled(BACKOFF_MAX)).high,
         };
@@ -511,18 +559,29 @@ fn reconnect_backoff(outages: &[Outage], timing: &Timing, observed_until: Durati
         }
     }
     tally.passed = Some(format!("{} reconnect delay(s) measured, each on the 1, 2, 4 … 30 s sequence", tally.samples));
-    tally.finish(&RECONNECT_BACKOFF, || no_reconnect(outages, observed_until))
+    tally.finish(&RECONNECT_BACKOFF, || no_reconnect(outages, run, lifetimes))
 }
 
-/// Why there was no reconnect to judge, from what happened: no connection ended at all, or
-/// the ends there were (by whom) and no attempt after any of them.
-fn no_reconnect(outages: &[Outage], observed_until: Duration) -> String {
+/// Why there was no reconnect to judge, from what happened: no connection ended at all (and
+/// which fault never fired), or the ends there were (by whom) and no attempt after any of them.
+fn no_reconnect(outages: &[Outage], run: &Run, lifetimes: &Lifetimes) -> String {
     if outages.is_empty() {
-        let watched = if observed_until.is_zero() { String::new() } else { format!(" in {}", seconds(observed_until)) };
+        let mut remedies = evidence::unfired(run.faults, run.timing, lifetimes);
+        if evidence::connection_enders(run.faults).is_empty() {
+            remedies.push("use --fault drop-every=T or close-every=T".into());
+        }
         return format!(
-            "no connection ended{watched}, so there was no reconnect to time; use --fault drop-every=T or close-every=T"
+            "no connection ended in {}, so there was no reconnect to time: {}{}",
+            seconds(run.observed_until),
+            lifetimes.describe(),
+            evidence::then(&remedies)
         );
     }
+    format!("{}, and the client never reconnected after any", outage_causes(outages))
+}
+
+/// "3 connection end(s) (2× the server dropped the connection, 1× a connect failed)".
+fn outage_causes(outages: &[Outage]) -> String {
     let mut causes: Vec<(String, usize)> = Vec::new();
     for outage in outages {
         let cause = outage.cause.describe();
@@ -532,7 +591,7 @@ fn no_reconnect(outages: &[Outage], observed_until: Duration) -> String {
         }
     }
     let list: Vec<String> = causes.iter().map(|(cause, n)| format!("{n}× {cause}")).collect();
-    format!("{} connection end(s) ({}), and the client never reconnected after any", outages.len(), list.join(", "))
+    format!("{} connection end(s) ({})", outages.len(), list.join(", "))
 }
 
 fn reconnect_cap(outages: &[Outage], timing: &Timing, observed_until: Duration) -> Finding {
@@ -567,18 +626,18 @@ fn reconnect_cap(outages: &[Outage], timing: &Timing, observed_until: Duration) 
     })
 }
 
-fn reconnect_reset(outages: &[Outage], timing: &Timing) -> Finding {
+fn reconnect_reset(outages: &[Outage], run: &Run, lifetimes: &Lifetimes) -> Finding {
+    let timing = run.timing;
     let mut tally = Tally::default();
     let mut with_attempts = outages.iter().filter(|o| !o.attempts.is_empty());
     let Some(first) = with_attempts.next() else {
-        return tally.finish(&RECONNECT_RESET, || no_reconnect(outages, Duration::ZERO));
+        return tally.finish(&RECONNECT_RESET, || no_reconnect(outages, run, lifetimes));
     };
     let base = first.attempts[0].delay;
-    // The first outage's own first delay, as a step of the sequence if it is one.
-    let limit = match timing.backoff_step(base) {
-        Some(step) => timing.window(timing.backoff(step)),
-        None => timing.window(base),
-    };
+    // Starting again means starting at the spec's first step or at whatever the client began
+    // with the first time: a wrong start is the backoff rule's, not this one's.
+    let first_step = timing.window(timing.backoff(1));
+    let limit = if first_step.high >= timing.window(base).high { first_step } else { timing.window(base) };
     for outage in with_attempts {
         let delay = outage.attempts[0].delay;
         if delay > limit.high {
@@ -601,7 +660,17 @@ fn reconnect_reset(outages: &[Outage], timing: &Timing) -> Finding {
     }
     tally.passed = Some(format!("{} later outage(s) began again at {}", tally.samples, seconds(base)));
     tally.finish(&RECONNECT_RESET, || {
-        "only one outage had reconnects; a reset needs a second one after a successful connection (drop-every=T gives many)".into()
+        let enders = evidence::connection_enders(run.faults);
+        let remedy = if enders.is_empty() {
+            "use --fault drop-every=T for many".to_string()
+        } else {
+            format!("serve for longer than {} so {} ends a second connection", seconds(run.observed_until), enders.join(", "))
+        };
+        format!(
+            "only the outage at {} had reconnects ({}); a reset needs a second outage after a successful connection: {remedy}",
+            at(first.start),
+            outage_causes(outages)
+        )
     })
 }
 
@@ -721,7 +790,8 @@ mod tests {
     }
 
     fn judged(log: &ClientLog, until: f64, rule: &Rule) -> Finding {
-        check(log, &timing(), s(until)).into_iter().find(|f| f.rule.id == rule.id).unwrap()
+        let run = Run { timing: &timing(), observed_until: s(until), faults: &[] };
+        check(log, &run).into_iter().find(|f| f.rule.id == rule.id).unwrap()
     }
 
     /// Drop at 10 s, then refused attempts after the spec's delays, then an open at the end.
@@ -755,6 +825,42 @@ mod tests {
     }
 
     #[test]
+    fn a_wrong_delay_is_blamed_once_at_any_time_scale() {
+        // A client that starts its backoff at 5 s and then doubles correctly: its first delay is
+        // wrong, and only that one. At 0.1 the unscaled 100 ms slack makes 0.5 s fall inside
+        // step 3's window (0.36–0.54 s); matching by order must not read it as step 3.
+        for scale in [1.0, 0.1] {
+            let timing = Timing::new(scale, Duration::from_millis(100));
+            let d = |seconds: f64| seconds * scale;
+            let mut connections = vec![dropped(0.0, d(10.0))];
+            connections.extend(outage(d(10.0), &[d(5.0), d(10.0), d(20.0), d(30.0)], true));
+            let run = Run { timing: &timing, observed_until: s(d(200.0)), faults: &[] };
+            let finding =
+                check(&client(connections), &run).into_iter().find(|f| f.rule.id == RECONNECT_BACKOFF.id).unwrap();
+            assert_eq!(finding.status, Status::Failed, "scale {scale}: {}", finding.message);
+            assert_eq!(finding.message.lines().count(), 1, "scale {scale}: {}", finding.message);
+            assert!(finding.message.starts_with("reconnect attempt 1 "), "scale {scale}: {}", finding.message);
+        }
+    }
+
+    #[test]
+    fn one_late_timer_is_blamed_once_when_the_client_keeps_its_own_schedule() {
+        // Attempt 1 fired 0.19 s late (scale 0.1: due at 0.1 s); the client's own delay then
+        // went on to 0.2, 0.4 s, as the spec's code does whatever its timer did.
+        let timing = Timing::new(0.1, Duration::from_millis(100));
+        let mut connections = vec![dropped(0.0, 1.0)];
+        connections.extend(outage(1.0, &[0.29, 0.2, 0.4, 0.8], true));
+        let run = Run { timing: &timing, observed_until: s(20.0), faults: &[] };
+        let finding =
+            check(&client(connections), &run).into_iter().find(|f| f.rule.id == RECONNECT_BACKOFF.id).unwrap();
+        assert_eq!(finding.status, Status::Failed, "{}", finding.message);
+        assert_eq!(
+            finding.message,
+            "reconnect attempt 1 at +1.290 s came 0.290 s after the previous failure; expected the spec's step 1: 0.100 s (allowed 0.090 s–0.210 s)"
+        );
+    }
+
+    #[test]
     fn a_reconnect_after_the_client_s_own_close_is_judged_and_leaving_for_good_is_not() {
         // The client closed at 10 s on its own (no Ping unanswered) and came back 0.2 s later.
         let left = Connection { client_closed: Some((s(10.0), Some(1000))), ended: Some(s(10.01)), ..open(0.0) };
@@ -774,7 +880,11 @@ mod tests {
             finding.message
         );
         let finding = judged(&client(vec![open(0.0)]), 60.0, &RECONNECT_RESET);
-        assert!(finding.message.contains("no connection ended, so there was no reconnect"), "{}", finding.message);
+        assert!(
+            finding.message.contains("no connection ended in 60.0 s, so there was no reconnect"),
+            "{}",
+            finding.message
+        );
     }
 
     #[test]
@@ -827,6 +937,12 @@ mod tests {
 
         let finding = judged(&client(vec![dropped(0.0, 5.0), open(6.0)]), 20.0, &RECONNECT_RESET);
         assert_eq!(finding.status, Status::Skipped);
+
+        // The first outage began at once, a later one at the spec's 1 s: that is a reset; the
+        // too-fast start is the backoff rule's alone.
+        let fast_start = vec![dropped(0.0, 5.0), dropped(5.002, 10.0), open(11.0)];
+        assert_eq!(judged(&client(fast_start.clone()), 20.0, &RECONNECT_RESET).status, Status::Passed);
+        assert_eq!(judged(&client(fast_start), 20.0, &RECONNECT_BACKOFF).status, Status::Failed);
     }
 
     #[test]
@@ -850,7 +966,43 @@ mod tests {
 
         let finding = judged(&client(vec![dropped(0.0, 5.0), dropped(6.0, 11.0)]), 12.0, &HEARTBEAT_INTERVAL);
         assert_eq!(finding.status, Status::Skipped);
-        assert!(finding.message.contains("the longest lasted 5.000 s"), "{}", finding.message);
+        assert!(
+            finding.message.contains("every connection (2) ended within 5.000 s, by the server"),
+            "{}",
+            finding.message
+        );
+    }
+
+    #[test]
+    fn a_client_that_always_closes_first_is_told_so_and_the_fault_that_never_fired_is_named() {
+        // At scale 0.1 the client gives up 0.5 s into every connection, so drop-every=6s (0.6 s)
+        // never fires and no Ping interval (3 s) can be seen.
+        let timing = Timing::new(0.1, Duration::from_millis(100));
+        let faults = crate::clients::faults::from_specs(&["drop-every=6s".into()]).unwrap();
+        let closes = |at: f64| Connection {
+            client_closed: Some((s(at + 0.5), Some(1000))),
+            ended: Some(s(at + 0.53)),
+            ..open(at)
+        };
+        let log = client((0..10).map(|i| closes(i as f64 * 0.65)).collect());
+        let run = Run { timing: &timing, observed_until: s(7.0), faults: &faults };
+        let findings = check(&log, &run);
+        let interval = findings.iter().find(|f| f.rule.id == HEARTBEAT_INTERVAL.id).unwrap();
+        assert_eq!(interval.status, Status::Skipped);
+        assert_eq!(
+            interval.message,
+            "not measured: no connection stayed open longer than 3.400 s, so no Ping interval could be seen: \
+             every connection (10) ended within 0.530 s, by the client; drop-every=6s never fired (it acts \
+             0.600 s after a connect at this time scale); the client closed 10 connection(s) itself"
+        );
+        let timeout = findings.iter().find(|f| f.rule.id == HEARTBEAT_TIMEOUT.id).unwrap();
+        assert_eq!(
+            timeout.message,
+            "not measured: the client sent no Ping, so none could be left unanswered: every connection (10) ended within 0.530 s, by the client"
+        );
+        // Its reconnects after its own closes are judged (0.12 s where 0.1 s is due: on time).
+        let backoff = findings.iter().find(|f| f.rule.id == RECONNECT_BACKOFF.id).unwrap();
+        assert_eq!(backoff.status, Status::Passed, "{}", backoff.message);
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! Tolerance (schemas/README.md, choice 22): an observed time may be 10 % early and 10 % plus
 //! the slack late. Clients' timers fire late rather than early, and what wsprobe sees lags what
 //! the client did by a network round trip and a scheduler tick: that is the slack (100 ms by
-//! default, not scaled, since it is not a spec timing).
+//! default, not scaled, since it is not a spec timing). So at a small scale the windows of
+//! neighbouring backoff steps overlap; the rules match delays to steps by order, never by the
+//! nearest value.
 
 use std::time::Duration;
 
@@ -77,16 +79,6 @@ impl Timing {
         self.scaled(BACKOFF_START.saturating_mul(1 << doublings).min(BACKOFF_MAX))
     }
 
-    /// Which step of the sequence an observed delay is, if it is one.
-    /// Where windows overlap (a large slack at a small scale), the nearest step by ratio wins.
-    pub fn backoff_step(&self, delay: Duration) -> Option<usize> {
-        // The steps from 30 s on are all the same; the first of them stands for all.
-        let distance = |n: usize| (delay.as_secs_f64().max(1e-9) / self.backoff(n).as_secs_f64()).ln().abs();
-        (1..=6)
-            .filter(|&n| self.window(self.backoff(n)).contains(delay))
-            .min_by(|&a, &b| distance(a).total_cmp(&distance(b)))
-    }
-
     pub fn rate_window(&self) -> Duration {
         self.scaled(RATE_WINDOW)
     }
@@ -113,9 +105,7 @@ mod tests {
         assert_eq!(steps, [1, 2, 4, 8, 16, 30, 30, 30]);
         let fast = Timing::new(0.1, Duration::from_millis(50));
         assert_eq!(fast.backoff(1), Duration::from_millis(100));
-        assert_eq!(fast.backoff_step(Duration::from_millis(130)), Some(1));
-        assert_eq!(fast.backoff_step(Duration::from_millis(2)), None, "reconnecting at once is no step");
-        assert_eq!(fast.backoff_step(Duration::from_millis(3050)), Some(6));
+        assert_eq!(fast.backoff(6), Duration::from_secs(3));
     }
 
     #[test]

@@ -70,8 +70,8 @@ pub fn run(catalog: Catalog, args: &ServeArgs, color: crate::cli::ColorChoice) -
     })?;
 
     let clients = recorder.clients();
-    let cases: Vec<CaseReport> =
-        clients.iter().flat_map(|client| client_cases(client, &timing, observed_until)).collect();
+    let run = rules::Run { timing: &timing, observed_until, faults: &described_entries };
+    let cases: Vec<CaseReport> = clients.iter().flat_map(|client| client_cases(client, &run)).collect();
     let mut hints: Vec<String> = exec_note.into_iter().collect();
     hints.extend(late_faults(&described_entries, args.time_scale, observed_until));
     if clients.is_empty() {
@@ -189,11 +189,12 @@ async fn wait_for_stop(duration: Option<Duration>) {
 }
 
 /// One case per rule for one client; its suite is the client, so JUnit groups by client.
-fn client_cases(client: &ClientLog, timing: &Timing, observed_until: Duration) -> Vec<CaseReport> {
+fn client_cases(client: &ClientLog, run: &rules::Run) -> Vec<CaseReport> {
+    let observed_until = run.observed_until;
     let first = client.connections.first().map_or(Duration::ZERO, |c| c.at);
     let last = client.connections.iter().map(|c| c.end_or(observed_until)).max().unwrap_or(first);
     let suite = if client.named { format!("client {}", client.name) } else { format!("client at {}", client.name) };
-    rules::check(client, timing, observed_until)
+    rules::check(client, run)
         .into_iter()
         .map(|finding| CaseReport {
             id: finding.rule.id.to_string(),

@@ -87,7 +87,7 @@ pub fn human(report: &RunReport, style: Style) -> String {
             let faults = if serve.faults.is_empty() { "none".to_string() } else { serve.faults.join(", ") };
             let _ = writeln!(
                 out,
-                "wsprobe {} serve: {} client(s) of the {} profile at {}\ntime scale {} (every spec timing ×{}; tolerance −10 %/+10 % + {} ms), faults: {faults}\n",
+                "wsprobe {} serve: {} client(s) of the {} profile at {}\ntime scale {} (every spec timing ×{}; tolerance −10 %/+10 % + {} ms of unscaled slack), faults: {faults}\n",
                 env!("CARGO_PKG_VERSION"),
                 serve.clients,
                 report.profile,

@@ -291,7 +291,7 @@ async fn serve_tells_a_correct_client_from_one_that_reconnects_at_once_or_never_
     assert_eq!(eager, want, "{report:#}");
     let backoff = case(&report, "eager", "client.reconnect.backoff");
     assert!(backoff["message"].as_str().unwrap().contains("reconnect attempt 1"), "{backoff:#}");
-    assert!(backoff["message"].as_str().unwrap().contains("expected 0.100 s"), "{backoff:#}");
+    assert!(backoff["message"].as_str().unwrap().contains("expected the spec's step 1: 0.100 s"), "{backoff:#}");
     let timeline = backoff["timeline"].as_array().unwrap();
     assert!(timeline[0]["event"].as_str().unwrap().starts_with("outage: the server dropped"), "{backoff:#}");
     assert!(timeline[1]["event"].as_str().unwrap().starts_with("attempt 1 after"), "{backoff:#}");
