@@ -427,20 +427,36 @@ pub struct CapacityArgs {
     pub url: Option<String>,
     #[arg(long, value_enum, default_value_t = Profile::Core)]
     pub profile: Profile,
-    /// ping: Pings on an open-loop schedule, the rate ramped step by step.
+    /// ping: Pings on an open-loop schedule over fixed connections, the rate ramped step by
+    /// step. push: the number of connections the server pushes to, ramped step by step.
     #[arg(long, value_enum, default_value_t = crate::load::plan::Mode::Ping)]
     pub mode: crate::load::plan::Mode,
-    #[arg(long, default_value_t = 10)]
-    pub connections: usize,
+    /// Ping mode: the connections the Pings are spread over [default: 10].
+    #[arg(long)]
+    pub connections: Option<usize>,
     /// Pings in flight per connection; a step whose sends wait for a free slot is saturated.
     #[arg(long, default_value_t = 8)]
     pub in_flight: usize,
-    /// The first step's rate, messages per second in total.
-    #[arg(long, default_value_t = 1000.0)]
-    pub start_rate: f64,
-    /// No step goes above this rate.
-    #[arg(long, default_value_t = 1_000_000.0)]
-    pub max_rate: f64,
+    /// Ping mode: the first step's rate, messages per second in total [default: 1000].
+    #[arg(long)]
+    pub start_rate: Option<f64>,
+    /// Ping mode: no step goes above this rate [default: 1000000].
+    #[arg(long)]
+    pub max_rate: Option<f64>,
+    /// Push mode: the first step's connections [default: 100].
+    #[arg(long)]
+    pub start_connections: Option<usize>,
+    /// Push mode: no step opens more connections than this [default: 10000].
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// Push mode: a step breaks when a connection gets less than this share of the pushes a
+    /// second each connection got at the first step.
+    #[arg(long, default_value = "50%", value_parser = percentage, value_name = "PERCENT")]
+    pub cadence_floor: f64,
+    /// Push mode: the server's clock minus this machine's, in ms, or `auto` (estimated from
+    /// Ping/Pong timestamps) [default: 0 for the bundled server, auto with --url].
+    #[arg(long, value_name = "auto|MS")]
+    pub clock_offset: Option<crate::load::plan::ClockOffset>,
     /// The measured part of each step (whole seconds).
     #[arg(long, default_value = "5s", value_parser = duration_arg)]
     pub step_duration: std::time::Duration,
@@ -453,8 +469,9 @@ pub struct CapacityArgs {
     /// A service level each step must keep, in the --assert grammar: 'p99<50ms', 'errors==0'. Repeatable.
     #[arg(long = "slo", value_name = "EXPR")]
     pub slos: Vec<crate::load::assertion::Assertion>,
-    /// Exit 1 unless the capacity is at least this many messages per second.
-    #[arg(long, value_name = "RATE")]
+    /// Exit 1 unless the capacity is at least this: messages per second (ping) or
+    /// connections (push).
+    #[arg(long, value_name = "N")]
     pub expect: Option<f64>,
     /// Schema-check received messages: all, off, or sample:N (one in N).
     #[arg(long, default_value = "all")]
@@ -480,7 +497,7 @@ pub struct CapacityArgs {
     /// Write a self-contained HTML page: latency against throughput, the knee marked, each step's verdict.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
-    /// Write an HdrHistogram interval log (.hlog) of every step's corrected latency, one tag per step (`stepN-RATE`).
+    /// Write an HdrHistogram interval log (.hlog) of every step's main latency (corrected, or push), one tag per step (`stepN-LEVEL`).
     #[arg(long, value_name = "FILE|-")]
     pub hdr_log: Option<PathBuf>,
     /// Hide the per-step progress lines.

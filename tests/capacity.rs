@@ -282,3 +282,90 @@ async fn a_generator_that_runs_out_is_reported_as_the_limit() {
     assert_eq!(out.code, 1, "no capacity was found");
     drop(server);
 }
+
+/// A server that pushes a MarketData to each connection ten times a second while at most
+/// `fan_out` connections are open, and twice a second once more are: its push capacity is
+/// `fan_out` connections, by construction.
+async fn fan_out_server(fan_out: usize) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+    let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let open = open.clone();
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else { return };
+                open.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut next = tokio::time::Instant::now();
+                loop {
+                    let crowded = open.load(std::sync::atomic::Ordering::SeqCst) > fan_out;
+                    next += Duration::from_millis(if crowded { 500 } else { 100 });
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(next) => {
+                            let now = reference_server::now_ms();
+                            let push = format!(
+                                r#"{{"type":"MarketData","data":{{"symbol":"BTCUSDT","price":67500.5,"change_24h":2.5,"volume_24h":5.0e10,"high_24h":68000.0,"low_24h":66500.0,"bid":67500.25,"ask":67500.75,"last_update":{now}}},"timestamp":{now}}}"#
+                            );
+                            if ws.send(Message::text(push)).await.is_err() {
+                                break;
+                            }
+                        }
+                        message = ws.next() => match message {
+                            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                            _ => {}
+                        },
+                    }
+                }
+                open.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn push_mode_ramps_connections_until_the_cadence_collapses() {
+    let _alone = ALONE.lock().await;
+    let url = fan_out_server(120).await;
+    let out = wsprobe(args(&[
+        "capacity",
+        "--url",
+        &url,
+        "--mode",
+        "push",
+        "--clock-offset",
+        "0",
+        "--start-connections",
+        "20",
+        "--max-connections",
+        "640",
+        "--step-duration",
+        "2s",
+        "--resolution",
+        "5%",
+        "--expect",
+        "100",
+        "--json",
+        "-",
+        "--no-progress",
+    ]))
+    .await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let report = report(&out.stdout);
+    assert_eq!(report["searched"], "connections");
+    let capacity = report["capacity_connections"].as_u64().unwrap();
+    assert!((102..=138).contains(&capacity), "capacity {capacity} connections, not within 15% of 120: {}", out.stderr);
+    assert_eq!(report["bound"], "server");
+    let names: Vec<&str> = report["broken"].as_array().unwrap().iter().map(|b| b["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["cadence"], "{report:#}");
+    let cadence = report["cadence_per_connection"].as_f64().unwrap();
+    assert!((8.0..=11.0).contains(&cadence), "the first step's cadence is about 10/s: {cadence}");
+    assert!(out.stderr.contains("connections") && out.stderr.contains("bound: server"), "{}", out.stderr);
+
+    // The flags of the other mode are refused, not ignored.
+    let out = wsprobe(args(&["capacity", "--url", &url, "--mode", "push", "--start-rate", "100"])).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--start-rate is for --mode ping"), "{}", out.stderr);
+    let out = wsprobe(args(&["capacity", "--url", &url, "--start-connections", "100"])).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+}

@@ -1,7 +1,12 @@
-//! Capacity search: the highest rate at which a server still conforms. Steps are load runs
+//! Capacity search: the highest load at which a server still conforms. Steps are load runs
 //! (plan → workers → recorder), each judged on the protocol's rules and the user's SLOs over
 //! its measured window; a geometric ramp finds the first step that breaks, then bisection
-//! narrows the gap between the last good and the first bad rate to the resolution.
+//! narrows the gap between the last good and the first bad level to the resolution.
+//!
+//! What is ramped depends on the mode. Ping mode ramps the Ping rate over fixed connections.
+//! Push mode ramps the number of connections the server pushes to (its fan-out), since the
+//! push cadence is the server's own: a step breaks when a connection's cadence collapses
+//! below a share of what each connection got at the first step.
 //!
 //! A step is `passed`, `broken` (the server broke an SLO or a rule) or `invalid` (the
 //! generator, not the server, was the limit). An invalid step ends the search: the last good
@@ -24,10 +29,12 @@ use crate::schema::Catalog;
 /// What to search and how.
 #[derive(Debug, Clone)]
 pub struct CapacityPlan {
-    /// Every step's load; its `rate` and `duration` are set per step.
+    /// Every step's load; its `rate` (ping) or `connections` (push) and `duration` are set per step.
     pub load: LoadPlan,
-    pub start_rate: f64,
-    pub max_rate: f64,
+    /// The first step's level: messages per second (ping) or connections (push).
+    pub start: f64,
+    /// No step goes above this level.
+    pub max: f64,
     /// The measured part of each step.
     pub step: Duration,
     /// Run before each step's measured part, and not measured (whole seconds).
@@ -39,7 +46,29 @@ pub struct CapacityPlan {
     pub max_window_held: f64,
     /// How far below the intended rate the achieved one may fall.
     pub rate_tolerance: f64,
+    /// Push mode: the share of the first step's per-connection cadence below which a step's
+    /// cadence has collapsed.
+    pub cadence_floor: f64,
     pub threads: usize,
+}
+
+/// What a step's level counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Searched {
+    /// Messages per second in total (ping mode).
+    Rate,
+    /// Connections the server pushes to (push mode).
+    Connections,
+}
+
+impl Searched {
+    pub fn of(mode: crate::load::plan::Mode) -> Searched {
+        match mode {
+            crate::load::plan::Mode::Push => Searched::Connections,
+            _ => Searched::Rate,
+        }
+    }
 }
 
 /// Ramp factor between steps before anything breaks.
@@ -48,15 +77,26 @@ const RAMP: f64 = 2.0;
 const STEP_OVERHEAD: Duration = Duration::from_secs(2);
 
 impl CapacityPlan {
+    pub fn searched(&self) -> Searched {
+        Searched::of(self.load.mode)
+    }
+
     pub fn check(&self) -> Result<(), String> {
-        if !(self.start_rate > 0.0 && self.start_rate.is_finite()) {
-            return Err("--start-rate must be a positive number of messages per second".into());
+        let (start, max) = match self.searched() {
+            Searched::Rate => ("--start-rate", "--max-rate"),
+            Searched::Connections => ("--start-connections", "--max-connections"),
+        };
+        if !(self.start >= 1.0 && self.start.is_finite()) {
+            return Err(format!("{start} must be at least 1"));
         }
-        if !(self.max_rate >= self.start_rate && self.max_rate.is_finite()) {
-            return Err(format!("--max-rate ({}) must be at least --start-rate ({})", self.max_rate, self.start_rate));
+        if !(self.max >= self.start && self.max.is_finite()) {
+            return Err(format!("{max} ({}) must be at least {start} ({})", self.max, self.start));
         }
         if !(0.001..=0.5).contains(&self.resolution) {
             return Err("--resolution must be between 0.1% and 50%".into());
+        }
+        if !(0.01..=0.99).contains(&self.cadence_floor) {
+            return Err("--cadence-floor must be between 1% and 99%".into());
         }
         if self.step < Duration::from_secs(1) {
             return Err("--step-duration must be at least 1s (latency is read in 1 s intervals)".into());
@@ -64,15 +104,27 @@ impl CapacityPlan {
         if self.warmup.subsec_nanos() != 0 {
             return Err("--warmup must be whole seconds (latency is read in 1 s intervals), e.g. 1s".into());
         }
-        let mut probe = self.load.clone();
-        probe.rate = Some(self.max_rate);
-        probe.duration = self.warmup + self.step;
-        probe.check()
+        self.at_level(self.max).check()
+    }
+
+    /// Every step's load plan at `level`.
+    fn at_level(&self, level: f64) -> LoadPlan {
+        let mut plan = self.load.clone();
+        match self.searched() {
+            Searched::Rate => plan.rate = Some(level),
+            Searched::Connections => {
+                plan.connections = level as usize;
+                plan.rate = None;
+            }
+        }
+        plan.duration = self.warmup + self.step;
+        plan.ramp_up = Duration::ZERO;
+        plan
     }
 
     /// The most steps the search can take: the ramp's, then the bisection's.
     pub fn max_steps(&self) -> usize {
-        let ramp = (self.max_rate / self.start_rate).log(RAMP).ceil().max(0.0) as usize + 1;
+        let ramp = (self.max / self.start).log(RAMP).ceil().max(0.0) as usize + 1;
         let bisection = (1.0 / self.resolution).log2().ceil() as usize;
         ramp + bisection
     }
@@ -122,6 +174,9 @@ impl std::fmt::Display for Breakage {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
+    /// The step's connections: fixed in ping mode, the searched level in push mode.
+    pub connections: usize,
+    /// Ping: the scheduled rate. Push: the connections times the first step's cadence.
     pub intended_per_s: f64,
     pub achieved_per_s: f64,
     pub p50_us: Option<u64>,
@@ -139,14 +194,28 @@ pub struct Step {
 pub struct CapacityReport {
     pub target: String,
     pub mode: &'static str,
+    /// What the search ramped: `rate` (ping) or `connections` (push).
+    pub searched: Searched,
+    /// Ping mode's fixed connections; push mode's first step's.
     pub connections: usize,
     pub in_flight: usize,
     pub step_s: f64,
     pub warmup_s: f64,
     pub resolution: f64,
     pub slos: Vec<String>,
-    /// The highest passing rate; `None` when even the start rate did not pass.
+    /// The highest passing rate (ping), or the pushes a second delivered at the highest
+    /// passing connection count (push); `None` when even the start did not pass.
     pub capacity_per_s: Option<f64>,
+    /// Push mode: the highest passing connection count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity_connections: Option<usize>,
+    /// Push mode: pushes a second each connection got at the first step, the cadence later
+    /// steps are held to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cadence_per_connection: Option<f64>,
+    /// Push mode: the share of that cadence below which a step broke.
+    #[serde(skip)]
+    pub cadence_floor: f64,
     pub bound: Bound,
     /// What broke just above the capacity (the lowest broken rate's breakages).
     pub broken: Vec<Breakage>,
@@ -178,8 +247,15 @@ impl CapacityReport {
 
 /// Told as the search goes, for live progress.
 pub enum Progress<'a> {
-    Starting { number: usize, rate: f64 },
-    Finished { number: usize, step: &'a Step },
+    /// `level` is a rate (ping) or a number of connections (push).
+    Starting {
+        number: usize,
+        level: f64,
+    },
+    Finished {
+        number: usize,
+        step: &'a Step,
+    },
 }
 
 /// Runs the search.
@@ -189,33 +265,43 @@ pub fn search(
     mut progress: impl FnMut(Progress<'_>),
 ) -> Result<CapacityReport, LoadError> {
     let mut steps: Vec<Step> = Vec::new();
-    let mut last_good: Option<f64> = None;
+    let mut last_good: Option<(f64, usize)> = None;
     let mut first_bad: Option<(f64, Vec<Breakage>)> = None;
-    let mut rate = plan.start_rate;
+    let mut level = plan.start;
+    let mut cadence: Option<f64> = None;
     let (started, wall_start) = (std::time::Instant::now(), std::time::SystemTime::now());
     let mut intervals = Vec::new();
-    // Each step is measured once: a rate is never run twice.
+    let main = match plan.searched() {
+        Searched::Rate => crate::load::recorder::Metric::Corrected,
+        Searched::Connections => crate::load::recorder::Metric::Push,
+    };
+    // Each step is measured once: a level is never run twice.
     let bound = loop {
-        progress(Progress::Starting { number: steps.len() + 1, rate });
+        progress(Progress::Starting { number: steps.len() + 1, level });
         let offset = started.elapsed();
-        let (step, log) = run_step(plan, catalog.clone(), rate)?;
-        let tag = format!("step{}-{rate:.0}", steps.len() + 1);
+        let (step, log) = run_step(plan, catalog.clone(), level, cadence)?;
+        let tag = format!("step{}-{level:.0}", steps.len() + 1);
         for interval in log.into_iter().flat_map(|log| log.intervals) {
-            if interval.tag.as_deref() == Some(crate::load::recorder::Metric::Corrected.name()) {
+            if interval.tag.as_deref() == Some(main.name()) {
                 intervals.push(Interval { tag: Some(tag.clone()), start: offset + interval.start, ..interval });
             }
         }
         progress(Progress::Finished { number: steps.len() + 1, step: &step });
         let verdict = step.verdict;
         let broken = step.broken.clone();
+        // The first step that measured pushes sets the cadence later steps are held to.
+        if plan.searched() == Searched::Connections && cadence.is_none() && step.achieved_per_s > 0.0 {
+            cadence = Some(step.achieved_per_s / step.connections as f64);
+        }
+        let index = steps.len();
         steps.push(step);
         match verdict {
             StepVerdict::Invalid => break Bound::Generator,
-            StepVerdict::Passed => last_good = Some(rate),
-            StepVerdict::Broken => first_bad = Some((rate, broken)),
+            StepVerdict::Passed => last_good = Some((level, index)),
+            StepVerdict::Broken => first_bad = Some((level, broken)),
         }
-        match next_rate(plan, last_good, first_bad.as_ref().map(|(bad, _)| *bad)) {
-            Next::Run(next) => rate = next,
+        match next_level(plan, last_good.map(|(good, _)| good), first_bad.as_ref().map(|(bad, _)| *bad)) {
+            Next::Run(next) => level = next,
             Next::Stop(why) => break why,
         }
     };
@@ -223,16 +309,22 @@ pub fn search(
         (Bound::Server, Some((_, broken))) => broken.clone(),
         _ => Vec::new(),
     };
+    let capacity = last_good.map(|(_, index)| &steps[index]);
+    let push = plan.searched() == Searched::Connections;
     Ok(CapacityReport {
         target: plan.load.url.clone(),
         mode: plan.load.mode.name(),
-        connections: plan.load.connections,
+        searched: plan.searched(),
+        connections: steps.first().map_or(plan.load.connections, |s| s.connections),
         in_flight: plan.load.in_flight,
         step_s: plan.step.as_secs_f64(),
         warmup_s: plan.warmup.as_secs_f64(),
         resolution: plan.resolution,
         slos: plan.slos.iter().map(|slo| slo.text().to_string()).collect(),
-        capacity_per_s: last_good,
+        capacity_per_s: capacity.map(|step| if push { step.achieved_per_s } else { step.intended_per_s }),
+        capacity_connections: capacity.filter(|_| push).map(|step| step.connections),
+        cadence_per_connection: cadence.filter(|_| push),
+        cadence_floor: plan.cadence_floor,
         bound,
         broken,
         steps,
@@ -247,15 +339,15 @@ enum Next {
     Stop(Bound),
 }
 
-/// The rate after a step: up the ramp while nothing broke, then the midpoint of the last good
-/// and the first broken rate, until the gap is within the resolution.
-fn next_rate(plan: &CapacityPlan, last_good: Option<f64>, first_bad: Option<f64>) -> Next {
+/// The level after a step: up the ramp while nothing broke, then the midpoint of the last
+/// good and the first broken level, until the gap is within the resolution.
+fn next_level(plan: &CapacityPlan, last_good: Option<f64>, first_bad: Option<f64>) -> Next {
     match (last_good, first_bad) {
         (None, _) => Next::Stop(Bound::Server),
-        (Some(good), None) if good >= plan.max_rate => Next::Stop(Bound::MaxRate),
-        (Some(good), None) => Next::Run((good * RAMP).min(plan.max_rate)),
+        (Some(good), None) if good >= plan.max => Next::Stop(Bound::MaxRate),
+        (Some(good), None) => Next::Run((good * RAMP).min(plan.max)),
         (Some(good), Some(bad)) => {
-            // Whole messages per second: a midpoint that rounds onto either end has been run.
+            // Whole messages a second or connections: a midpoint that rounds onto either end has been run.
             let middle = ((good + bad) / 2.0).round();
             if bad - good <= plan.resolution * good || middle <= good || middle >= bad {
                 Next::Stop(Bound::Server)
@@ -266,12 +358,16 @@ fn next_rate(plan: &CapacityPlan, last_good: Option<f64>, first_bad: Option<f64>
     }
 }
 
-/// One load run at `rate`, judged over its measured window.
-fn run_step(plan: &CapacityPlan, catalog: Arc<Catalog>, rate: f64) -> Result<(Step, Option<IntervalLog>), LoadError> {
-    let mut load_plan = plan.load.clone();
-    load_plan.rate = Some(rate);
-    load_plan.duration = plan.warmup + plan.step;
-    load_plan.ramp_up = Duration::ZERO;
+/// One load run at `level`, judged over its measured window; `cadence` is push mode's
+/// per-connection cadence from the first step, once there is one.
+fn run_step(
+    plan: &CapacityPlan,
+    catalog: Arc<Catalog>,
+    level: f64,
+    cadence: Option<f64>,
+) -> Result<(Step, Option<IntervalLog>), LoadError> {
+    let load_plan = plan.at_level(level);
+    let connections = load_plan.connections;
     let outputs = Outputs {
         progress: false,
         hdr_log: None,
@@ -284,7 +380,18 @@ fn run_step(plan: &CapacityPlan, catalog: Arc<Catalog>, rate: f64) -> Result<(St
     let (summary, log) = load::run_keeping_log(load_plan, catalog, outputs)?;
     let log = log.as_deref().and_then(|bytes| IntervalLog::parse(bytes).ok());
     let measured = measured_summary(&summary, log.as_ref(), plan);
-    Ok((judge(plan, rate, &summary, &measured), log))
+    let load = match plan.searched() {
+        Searched::Rate => Load::Rate(level),
+        Searched::Connections => Load::Push { connections, cadence },
+    };
+    Ok((judge(plan, load, &summary, &measured), log))
+}
+
+/// What a step asked of the server.
+#[derive(Debug, Clone, Copy)]
+enum Load {
+    Rate(f64),
+    Push { connections: usize, cadence: Option<f64> },
 }
 
 /// The summary with its latencies and rate taken from the measured window only (the
@@ -307,7 +414,7 @@ fn measured_summary(summary: &LoadSummary, log: Option<&IntervalLog>, plan: &Cap
 }
 
 /// The step's verdict: what the server broke, or why the generator could not tell.
-fn judge(plan: &CapacityPlan, rate: f64, whole: &LoadSummary, measured: &LoadSummary) -> Step {
+fn judge(plan: &CapacityPlan, load: Load, whole: &LoadSummary, measured: &LoadSummary) -> Step {
     let mut broken = Vec::new();
     // Rules that hold whoever set the pace: what the server sent and whether it stayed up.
     if whole.schema_violations > 0 {
@@ -344,14 +451,40 @@ fn judge(plan: &CapacityPlan, rate: f64, whole: &LoadSummary, measured: &LoadSum
         ));
     }
     let achieved = measured.throughput_per_s;
-    if achieved < rate * (1.0 - plan.rate_tolerance) {
-        broken.push(rule(
-            "rate",
-            format!("achieved {achieved:.0}/s of {rate:.0}/s ({:.1}% short)", (1.0 - achieved / rate) * 100.0),
-        ));
-    }
+    let (intended, connections) = match load {
+        Load::Rate(rate) => {
+            if achieved < rate * (1.0 - plan.rate_tolerance) {
+                broken.push(rule(
+                    "rate",
+                    format!("achieved {achieved:.0}/s of {rate:.0}/s ({:.1}% short)", (1.0 - achieved / rate) * 100.0),
+                ));
+            }
+            (rate, plan.load.connections)
+        }
+        Load::Push { connections, cadence } => {
+            let each = achieved / connections.max(1) as f64;
+            match cadence {
+                Some(first) if each < first * plan.cadence_floor => broken.push(rule(
+                    "cadence",
+                    format!(
+                        "each connection got {each:.2} pushes/s, {:.0}% of the {first:.2}/s at the first step (floor {:.0}%)",
+                        each / first * 100.0,
+                        plan.cadence_floor * 100.0
+                    ),
+                )),
+                _ => {}
+            }
+            (cadence.map_or(achieved, |first| first * connections as f64), connections)
+        }
+    };
     if !measured.latency_us.contains_key(measured.main_latency) && whole.connects > 0 {
-        broken.push(rule("replies", "no reply was measured in the window".into()));
+        let (name, what) = match load {
+            Load::Rate(_) => ("replies", "reply"),
+            Load::Push { .. } => ("pushes", "push"),
+        };
+        // The load run says why (e.g. no clock offset for push latency) when it measured nothing.
+        let why = whole.failures.first().map(|f| format!(": {f}")).unwrap_or_default();
+        broken.push(rule(name, format!("no {what} was measured in the window{why}")));
     }
     for slo in &plan.slos {
         let checked = slo.check(measured);
@@ -379,7 +512,8 @@ fn judge(plan: &CapacityPlan, rate: f64, whole: &LoadSummary, measured: &LoadSum
     };
     let main = measured.latency_us.get(measured.main_latency);
     Step {
-        intended_per_s: rate,
+        connections,
+        intended_per_s: intended,
         achieved_per_s: achieved,
         p50_us: main.map(|s| s.p50),
         p99_us: main.map(|s| s.p99),
@@ -417,14 +551,15 @@ mod tests {
                 max_connect_failure_rate: 0.01,
                 network: crate::network::Network::shared_default(),
             },
-            start_rate: start,
-            max_rate: max,
+            start,
+            max,
             step: Duration::from_secs(5),
             warmup: Duration::from_secs(1),
             resolution,
             slos: Vec::new(),
             max_window_held: 0.01,
             rate_tolerance: 0.05,
+            cadence_floor: 0.5,
             threads: 1,
         }
     }
@@ -436,15 +571,15 @@ mod tests {
             Next::Run(rate) => Some(rate),
             Next::Stop(_) => None,
         };
-        assert_eq!(run(next_rate(&plan, Some(1000.0), None)), Some(2000.0));
-        assert_eq!(run(next_rate(&plan, Some(48_000.0), None)), Some(64_000.0));
-        assert!(matches!(next_rate(&plan, Some(64_000.0), None), Next::Stop(Bound::MaxRate)));
-        assert_eq!(run(next_rate(&plan, Some(4000.0), Some(8000.0))), Some(6000.0));
-        assert!(matches!(next_rate(&plan, Some(4000.0), Some(4150.0)), Next::Stop(Bound::Server)));
-        assert!(matches!(next_rate(&plan, None, Some(1000.0)), Next::Stop(Bound::Server)));
+        assert_eq!(run(next_level(&plan, Some(1000.0), None)), Some(2000.0));
+        assert_eq!(run(next_level(&plan, Some(48_000.0), None)), Some(64_000.0));
+        assert!(matches!(next_level(&plan, Some(64_000.0), None), Next::Stop(Bound::MaxRate)));
+        assert_eq!(run(next_level(&plan, Some(4000.0), Some(8000.0))), Some(6000.0));
+        assert!(matches!(next_level(&plan, Some(4000.0), Some(4150.0)), Next::Stop(Bound::Server)));
+        assert!(matches!(next_level(&plan, None, Some(1000.0)), Next::Stop(Bound::Server)));
         // At one message a second the midpoint rounds onto the broken end: stop, never rerun it.
-        let tiny = super::CapacityPlan { start_rate: 1.0, resolution: 0.001, ..plan };
-        assert!(matches!(next_rate(&tiny, Some(1.0), Some(2.0)), Next::Stop(Bound::Server)));
+        let tiny = super::CapacityPlan { start: 1.0, resolution: 0.001, ..plan };
+        assert!(matches!(next_level(&tiny, Some(1.0), Some(2.0)), Next::Stop(Bound::Server)));
     }
 
     #[test]
@@ -455,7 +590,7 @@ mod tests {
         assert_eq!(plan.max_time(), Duration::from_secs(12 * 8));
         assert!(plan.check().is_ok());
         assert!(super::CapacityPlan { resolution: 0.9, ..plan.clone() }.check().is_err());
-        assert!(super::CapacityPlan { max_rate: 10.0, ..plan.clone() }.check().is_err());
+        assert!(super::CapacityPlan { max: 10.0, ..plan.clone() }.check().is_err());
         assert!(super::CapacityPlan { warmup: Duration::from_millis(1500), ..plan }.check().is_err());
     }
 }

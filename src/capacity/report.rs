@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::{Bound, CapacityReport, Step, StepVerdict};
+use super::{Bound, CapacityReport, Searched, Step, StepVerdict};
 use crate::load::summary::{micros, thousands};
 
 fn rate(value: f64) -> String {
@@ -15,7 +15,7 @@ fn latency(value: Option<u64>) -> String {
 }
 
 /// One line for a finished step.
-pub fn step_line(number: usize, step: &Step) -> String {
+pub fn step_line(number: usize, searched: Searched, step: &Step) -> String {
     let what = match step.verdict {
         StepVerdict::Passed => "passed".to_string(),
         StepVerdict::Broken => {
@@ -23,36 +23,55 @@ pub fn step_line(number: usize, step: &Step) -> String {
         }
         StepVerdict::Invalid => format!("INVALID: {}", step.invalid_reasons.join("; ")),
     };
-    format!(
-        "step {number}: {}/s intended, {}/s achieved, p50 {}, p99 {}: {what}",
-        rate(step.intended_per_s),
-        rate(step.achieved_per_s),
-        latency(step.p50_us),
-        latency(step.p99_us)
-    )
+    let load = match searched {
+        Searched::Rate => {
+            format!("{}/s intended, {}/s achieved", rate(step.intended_per_s), rate(step.achieved_per_s))
+        }
+        Searched::Connections => format!(
+            "{} connections, {} pushes/s ({:.2}/s each)",
+            thousands(step.connections as u64),
+            rate(step.achieved_per_s),
+            step.achieved_per_s / step.connections.max(1) as f64
+        ),
+    };
+    format!("step {number}: {load}, p50 {}, p99 {}: {what}", latency(step.p50_us), latency(step.p99_us))
+}
+
+/// The capacity as a user reads it: "12,000/s", or "4,000 connections (36,000 pushes/s)".
+fn capacity(report: &CapacityReport, per_s: f64) -> String {
+    match report.capacity_connections {
+        Some(connections) => format!("{} connections ({} pushes/s)", thousands(connections as u64), rate(per_s)),
+        None => format!("{}/s", rate(per_s)),
+    }
 }
 
 /// The verdict in one sentence.
 pub fn conclusion(report: &CapacityReport) -> String {
+    let (start, max, level) = match report.searched {
+        Searched::Rate => ("--start-rate", "--max-rate", "rate"),
+        Searched::Connections => ("--start-connections", "--max-connections", "connection count"),
+    };
+    let broke = |broken: &[super::Breakage]| broken.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
     match (report.capacity_per_s, report.bound) {
-        (Some(capacity), Bound::Server) => format!(
-            "capacity {}/s (bound: server): the lowest broken rate broke {}",
-            rate(capacity),
-            report.broken.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+        (Some(per_s), Bound::Server) => format!(
+            "capacity {} (bound: server): the lowest broken {level} broke {}",
+            capacity(report, per_s),
+            broke(&report.broken)
         ),
-        (Some(capacity), Bound::MaxRate) => {
-            format!("capacity ≥ {}/s (bound: max-rate): every step up to --max-rate passed; raise it to search further", rate(capacity))
-        }
-        (Some(capacity), Bound::Generator) => format!(
-            "capacity ≥ {}/s (bound: generator): the generator, not the server, was the limit above it; shard the load (--shard) or give it more threads",
-            rate(capacity)
+        (Some(per_s), Bound::MaxRate) => format!(
+            "capacity ≥ {} (bound: max-rate): every step up to {max} passed; raise it to search further",
+            capacity(report, per_s)
         ),
-        (None, Bound::Generator) => {
-            "no capacity found (bound: generator): the generator could not even drive the start rate; lower --start-rate or shard the load".into()
-        }
+        (Some(per_s), Bound::Generator) => format!(
+            "capacity ≥ {} (bound: generator): the generator, not the server, was the limit above it; shard the load (--shard) or give it more threads",
+            capacity(report, per_s)
+        ),
+        (None, Bound::Generator) => format!(
+            "no capacity found (bound: generator): the generator could not even drive the start {level}; lower {start} or shard the load"
+        ),
         (None, _) => format!(
-            "no capacity found: the start rate already broke {}; lower --start-rate",
-            report.steps.first().map(|s| s.broken.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")).unwrap_or_default()
+            "no capacity found: the start {level} already broke {}; lower {start}",
+            report.steps.first().map(|s| broke(&s.broken)).unwrap_or_default()
         ),
     }
 }
@@ -62,15 +81,32 @@ pub fn human(report: &CapacityReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\nwsprobe capacity: {} mode, {} connection(s), {} in flight, {:.0} s steps after {:.0} s warm-up, against {}",
-        report.mode, report.connections, report.in_flight, report.step_s, report.warmup_s, report.target
+        "\nwsprobe capacity: {} mode, {}, {:.0} s steps after {:.0} s warm-up, against {}",
+        report.mode,
+        match report.searched {
+            Searched::Rate => format!("{} connection(s), {} in flight", report.connections, report.in_flight),
+            Searched::Connections => match report.cadence_per_connection {
+                Some(cadence) => format!(
+                    "connections ramped, each held to {:.0}% of the first step's {cadence:.2} pushes/s",
+                    report.cadence_floor * 100.0
+                ),
+                None => "connections ramped".to_string(),
+            },
+        },
+        report.step_s,
+        report.warmup_s,
+        report.target
     );
     if report.tls.is_some() {
         let _ = writeln!(out, "  TLS certificates were NOT verified (--insecure): the server's identity is unchecked");
     }
-    let _ = writeln!(out, "\n  {:>12} {:>12} {:>10} {:>10}  verdict", "intended/s", "achieved/s", "p50", "p99");
+    let _ = writeln!(
+        out,
+        "\n  {:>11} {:>12} {:>12} {:>10} {:>10}  verdict",
+        "connections", "intended/s", "achieved/s", "p50", "p99"
+    );
     let mut order: Vec<&Step> = report.steps.iter().collect();
-    order.sort_by(|a, b| a.intended_per_s.total_cmp(&b.intended_per_s));
+    order.sort_by(|a, b| a.intended_per_s.total_cmp(&b.intended_per_s).then(a.connections.cmp(&b.connections)));
     for step in order {
         let what = match step.verdict {
             StepVerdict::Passed => "passed".to_string(),
@@ -81,7 +117,8 @@ pub fn human(report: &CapacityReport) -> String {
         };
         let _ = writeln!(
             out,
-            "  {:>12} {:>12} {:>10} {:>10}  {what}",
+            "  {:>11} {:>12} {:>12} {:>10} {:>10}  {what}",
+            thousands(step.connections as u64),
             rate(step.intended_per_s),
             rate(step.achieved_per_s),
             latency(step.p50_us),
@@ -103,6 +140,7 @@ mod tests {
 
     fn step(intended: f64, achieved: f64, p99: u64, verdict: StepVerdict, broken: Vec<Breakage>) -> Step {
         Step {
+            connections: 10,
             intended_per_s: intended,
             achieved_per_s: achieved,
             p50_us: Some(p99 / 3),
@@ -120,6 +158,7 @@ mod tests {
         CapacityReport {
             target: "ws://127.0.0.1:9/ws".into(),
             mode: "ping",
+            searched: Searched::Rate,
             connections: 10,
             in_flight: 8,
             step_s: 5.0,
@@ -127,6 +166,9 @@ mod tests {
             resolution: 0.05,
             slos: vec!["p99<5ms".into()],
             capacity_per_s: Some(12_000.0),
+            capacity_connections: None,
+            cadence_per_connection: None,
+            cadence_floor: 0.5,
             bound: Bound::Server,
             broken: vec![slower.clone()],
             steps: vec![
@@ -145,6 +187,42 @@ mod tests {
     #[test]
     fn human_report() {
         insta::assert_snapshot!(human(&sample()));
+    }
+
+    /// Push mode: connections ramped, the first step's cadence the floor's base.
+    fn push_sample() -> CapacityReport {
+        let collapsed = Breakage {
+            kind: "rule",
+            name: "cadence".into(),
+            detail: "each connection got 2.10 pushes/s, 21% of the 9.95/s at the first step (floor 50%)".into(),
+        };
+        let push = |connections: usize, achieved: f64, verdict: StepVerdict, broken: Vec<Breakage>| Step {
+            connections,
+            ..step(connections as f64 * 9.95, achieved, 4000, verdict, broken)
+        };
+        CapacityReport {
+            mode: "push",
+            searched: Searched::Connections,
+            connections: 20,
+            capacity_per_s: Some(1194.0),
+            capacity_connections: Some(120),
+            cadence_per_connection: Some(9.95),
+            broken: vec![collapsed.clone()],
+            steps: vec![
+                push(20, 199.0, StepVerdict::Passed, vec![]),
+                push(80, 796.0, StepVerdict::Passed, vec![]),
+                push(160, 336.0, StepVerdict::Broken, vec![collapsed.clone()]),
+                push(120, 1194.0, StepVerdict::Passed, vec![]),
+                push(140, 294.0, StepVerdict::Broken, vec![collapsed]),
+            ],
+            slos: Vec::new(),
+            ..sample()
+        }
+    }
+
+    #[test]
+    fn push_human_report() {
+        insta::assert_snapshot!(human(&push_sample()));
     }
 
     #[test]

@@ -407,7 +407,7 @@ pub fn load_page(summary: &LoadSummary, log: Option<&IntervalLog>, shards: &[Sha
 pub fn capacity_page(report: &crate::capacity::CapacityReport) -> String {
     use crate::capacity::StepVerdict;
     let mut steps: Vec<&crate::capacity::Step> = report.steps.iter().collect();
-    steps.sort_by(|a, b| a.intended_per_s.total_cmp(&b.intended_per_s));
+    steps.sort_by(|a, b| a.intended_per_s.total_cmp(&b.intended_per_s).then(a.connections.cmp(&b.connections)));
     let points = |pick: fn(&crate::capacity::Step) -> Option<u64>| -> Points {
         steps.iter().filter_map(|s| pick(s).map(|v| (s.achieved_per_s, v as f64 / 1000.0))).collect()
     };
@@ -428,7 +428,11 @@ pub fn capacity_page(report: &crate::capacity::CapacityReport) -> String {
     let chart = Chart {
         id: "curve",
         title: "Latency against throughput, one point per step",
-        x_label: "achieved messages/s",
+        x_label: if report.searched == crate::capacity::Searched::Connections {
+            "achieved pushes/s (connections × cadence)"
+        } else {
+            "achieved messages/s"
+        },
         y_label: "latency (ms)",
         x_ticks,
         series,
@@ -442,7 +446,7 @@ pub fn capacity_page(report: &crate::capacity::CapacityReport) -> String {
 <div id="verdict" class="verdict {verdict}">{conclusion}</div>
 {banner}{chart}
 <h2>Steps</h2>
-<table id="steps"><tr><th>intended/s</th><th>achieved/s</th><th>p50</th><th>p99</th><th>verdict</th><th>what broke</th></tr>
+<table id="steps"><tr><th>connections</th><th>intended/s</th><th>achieved/s</th><th>p50</th><th>p99</th><th>verdict</th><th>what broke</th></tr>
 "#,
         target = escape(&report.target),
         mode = report.mode,
@@ -467,7 +471,8 @@ pub fn capacity_page(report: &crate::capacity::CapacityReport) -> String {
             step.broken.iter().map(|b| b.to_string()).chain(step.invalid_reasons.iter().cloned()).collect();
         let _ = writeln!(
             body,
-            r#"<tr class="step {class}"><td class=num>{:.0}</td><td class=num>{:.0}</td><td class=num>{}</td><td class=num>{}</td><td class=step-verdict>{label}</td><td>{}</td></tr>"#,
+            r#"<tr class="step {class}"><td class=num>{}</td><td class=num>{:.0}</td><td class=num>{:.0}</td><td class=num>{}</td><td class=num>{}</td><td class=step-verdict>{label}</td><td>{}</td></tr>"#,
+            step.connections,
             step.intended_per_s,
             step.achieved_per_s,
             step.p50_us.map_or("-".to_string(), |v| format!("{:.2} ms", v as f64 / 1000.0)),
