@@ -402,7 +402,8 @@ fn fanout(duration: Duration) {
 
 /// Peak RSS of each side, in its own process: the reference server (its `VmHWM`, read just
 /// before it is stopped) and `wsprobe load` (`/usr/bin/time -v`), holding 10,000 idle
-/// connections in push mode against a quiet server.
+/// connections in push mode against a quiet server; once with no rate limit and once with a
+/// large one, whose limiter must not cost memory per admitted message.
 fn memory() {
     let target =
         std::path::Path::new(env!("CARGO_BIN_EXE_wsprobe")).parent().expect("the binaries' folder").to_path_buf();
@@ -411,49 +412,67 @@ fn memory() {
         .status()
         .expect("cargo runs");
     assert!(built.success(), "the reference-server binary builds");
-    let mut server = Command::new(target.join("reference-server"))
-        .args(["--bind", "127.0.0.1:0", "--max-connections", "0", "--idle-timeout-ms", "0", "--rate-limit", "0"])
-        .args(["--tick-ms", "3600000"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("reference-server starts");
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(server.stdout.take().unwrap()), &mut first)
-        .expect("a first line");
-    let url = first.trim().strip_prefix("listening on ").expect("listening on URL").to_string();
-    let idle_kb = peak_kb(server.id());
-    let output = Command::new("/usr/bin/time")
-        .arg("-v")
-        .arg(env!("CARGO_BIN_EXE_wsprobe"))
-        .args(["load", "--url", &url, "--mode", "push", "--clock-offset", "0", "--connections", "10000"])
-        .args(["--duration", "20s", "--ramp-up", "5s", "--validate", "all", "--no-progress"])
-        .output()
-        .expect("/usr/bin/time and wsprobe run");
-    let server_kb = peak_kb(server.id());
-    let _ = server.kill();
-    let _ = server.wait();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let load_kb: u64 = stderr
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    let text = String::from_utf8_lossy(&output.stdout);
-    let connects = text.lines().find(|l| l.contains("connects")).unwrap_or("").trim().to_string();
     println!("4. memory: 10,000 idle connections, each side in its own process (push mode, quiet server)");
+    let mut servers = Vec::new();
+    for rate_limit in ["0", "100000"] {
+        let mut server = Command::new(target.join("reference-server"))
+            .args([
+                "--bind",
+                "127.0.0.1:0",
+                "--max-connections",
+                "0",
+                "--idle-timeout-ms",
+                "0",
+                "--rate-limit",
+                rate_limit,
+            ])
+            .args(["--tick-ms", "3600000"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("reference-server starts");
+        let mut first = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(server.stdout.take().unwrap()), &mut first)
+            .expect("a first line");
+        let url = first.trim().strip_prefix("listening on ").expect("listening on URL").to_string();
+        let idle_kb = peak_kb(server.id());
+        let output = Command::new("/usr/bin/time")
+            .arg("-v")
+            .arg(env!("CARGO_BIN_EXE_wsprobe"))
+            .args(["load", "--url", &url, "--mode", "push", "--clock-offset", "0", "--connections", "10000"])
+            .args(["--duration", "20s", "--ramp-up", "5s", "--validate", "all", "--no-progress"])
+            .output()
+            .expect("/usr/bin/time and wsprobe run");
+        let server_kb = peak_kb(server.id());
+        let _ = server.kill();
+        let _ = server.wait();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let load_kb: u64 = stderr
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes): "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        let text = String::from_utf8_lossy(&output.stdout);
+        let connects = text.lines().find(|l| l.contains("connects")).unwrap_or("").trim().to_string();
+        println!("   --rate-limit {rate_limit}:");
+        println!(
+            "     wsprobe load:     peak RSS {:.1} MB ({:.1} KB per connection, /usr/bin/time -v)",
+            load_kb as f64 / 1024.0,
+            load_kb as f64 / 10_000.0
+        );
+        println!(
+            "     reference-server: peak RSS {:.1} MB ({:.1} KB per connection; {:.1} MB before any connection)",
+            server_kb as f64 / 1024.0,
+            server_kb as f64 / 10_000.0,
+            idle_kb as f64 / 1024.0
+        );
+        println!("     {connects}");
+        servers.push(server_kb as f64);
+    }
     println!(
-        "   wsprobe load:     peak RSS {:.1} MB ({:.1} KB per connection, /usr/bin/time -v)",
-        load_kb as f64 / 1024.0,
-        load_kb as f64 / 10_000.0
+        "   reference-server with --rate-limit 100000 / with none: {:.2}× the peak RSS\n",
+        servers[1] / servers[0].max(1.0)
     );
-    println!(
-        "   reference-server: peak RSS {:.1} MB ({:.1} KB per connection; {:.1} MB before any connection)",
-        server_kb as f64 / 1024.0,
-        server_kb as f64 / 10_000.0,
-        idle_kb as f64 / 1024.0
-    );
-    println!("   {connects}\n");
 }
 
 /// A live process's peak resident set (`VmHWM`), in KB.

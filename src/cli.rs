@@ -88,6 +88,16 @@ pub enum Command {
     /// Check clients: serve the protocol, provoke reconnects and timeouts, judge the client rules.
     #[command(after_help = SERVE_EXAMPLE)]
     Serve(ServeArgs),
+    /// Attack a server with inputs derived from the client schemas; shrink and bundle what breaks it.
+    #[command(
+        after_help = "Examples:\n  wsprobe fuzz --seed 1 --duration 60s                     # the bundled reference server\n  wsprobe fuzz --url ws://127.0.0.1:8080/ws --cases 2000 --out findings/ --format junit --output fuzz.xml\n\nExit codes: 0 no finding, 1 findings (a bundle each, in --out), 2 bad flags, 3 unreachable."
+    )]
+    Fuzz(FuzzArgs),
+    /// Send a fuzz bundle's frames again and re-judge its invariant: exit 1 if it still breaks.
+    #[command(
+        after_help = "Examples:\n  wsprobe replay wsprobe-fuzz/connection.unresponsive-0c1d2e3f.json --url ws://127.0.0.1:8080/ws\n  wsprobe replay BUNDLE --scenario >> scenarios/regressions.yaml   # as a scenario case"
+    )]
+    Replay(ReplayArgs),
     /// Record normalized transcripts of the suite, diff a server against them, accept changes.
     #[command(
         after_help = "Example: record once, then fail CI when the server's answers change:\n  wsprobe snapshot record --url ws://127.0.0.1:8080/ws && git add snapshots/\n  wsprobe snapshot diff --url ws://127.0.0.1:8080/ws --format junit > snapshots.xml"
@@ -280,6 +290,65 @@ Examples:
   wsprobe serve --fault drop-every=45s --duration 5m --exec './my-bot --url \"$WSPROBE_URL?client=bot\"'
   # A client whose timers scale too, ten times faster (30 s heartbeats become 3 s):
   wsprobe serve --bind 127.0.0.1:8080 --fault drop-every=5s --time-scale 0.1 --duration 20s";
+
+#[derive(Debug, Args)]
+pub struct FuzzArgs {
+    /// The server to attack, e.g. ws://127.0.0.1:8080/ws. Without it, the bundled reference server.
+    #[arg(long, value_parser = crate::target::parse_ws_url)]
+    pub url: Option<String>,
+    #[arg(long, value_enum, default_value_t = Profile::Core)]
+    pub profile: Profile,
+    /// The same seed (and --cases) gives the same inputs, so the same findings in the same
+    /// order [default: a random seed, printed].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Run this many cases.
+    #[arg(long, conflicts_with = "duration")]
+    pub cases: Option<u64>,
+    /// Run for this long [default: 30s unless --cases].
+    #[arg(long, value_parser = duration_arg)]
+    pub duration: Option<std::time::Duration>,
+    /// Where finding bundles are written.
+    #[arg(long, default_value = "wsprobe-fuzz", value_name = "DIR")]
+    pub out: PathBuf,
+    /// How long the Ping after each input may wait for its Pong (far below the spec's 10 s).
+    #[arg(long, default_value = "2s", value_parser = duration_arg)]
+    pub probe_timeout: std::time::Duration,
+    /// Shrink attempts per finding.
+    #[arg(long, default_value_t = 200)]
+    pub shrink_attempts: usize,
+    /// The oversize input's bytes; above the server's message limit (the reference server's is 65536).
+    #[arg(long, default_value_t = 70_000)]
+    pub oversize_bytes: usize,
+    #[arg(long, value_enum, default_value_t = RunFormat::Human)]
+    pub format: RunFormat,
+    /// Write the report here instead of standard output (`-` is standard output).
+    #[arg(long, value_name = "FILE|-")]
+    pub output: Option<PathBuf>,
+    /// Keep trying to reach the target for this long before giving up (exit 3).
+    #[arg(long, value_parser = duration_arg, value_name = "DURATION")]
+    pub wait_for_server: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// A bundle written by `wsprobe fuzz`.
+    #[arg(value_name = "BUNDLE")]
+    pub bundle: PathBuf,
+    /// The server to replay against. Without it, the bundled reference server of the bundle's profile.
+    #[arg(long, value_parser = crate::target::parse_ws_url)]
+    pub url: Option<String>,
+    /// How long the Ping after the input may wait for its Pong.
+    #[arg(long, default_value = "2s", value_parser = duration_arg)]
+    pub probe_timeout: std::time::Duration,
+    /// Print the bundle as a scenario case (YAML) instead of replaying it: a regression case for scenarios/.
+    #[arg(long)]
+    pub scenario: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {

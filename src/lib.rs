@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clients;
 pub mod commands;
 pub mod exit;
+pub mod fuzz;
 pub mod load;
 pub mod network;
 pub mod outcome;

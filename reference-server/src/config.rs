@@ -76,6 +76,15 @@ pub enum Fault {
     AcceptAnyQueryToken,
     /// Accept any token in an `Authenticate` message, verified or not.
     AcceptAnyAuthenticateToken,
+    /// After a Ping whose `timestamp` is 0, stop answering that connection (it stays open).
+    /// The suite never sends one; the fuzzer derives it from the schema's minimum.
+    HangOnZeroTimestamp,
+    /// Drop the TCP connection, without a Close frame, on an `Authenticate` whose token is
+    /// the empty string.
+    DropOnEmptyToken,
+    /// Answer a message carrying a boolean member the schemas do not define with an Error
+    /// whose `data` lacks its `code`.
+    CodelessErrorOnExtraBoolean,
 }
 
 /// Everything the server can be told. Start from [`Config::new`] (the spec's defaults) and

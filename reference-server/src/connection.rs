@@ -254,6 +254,7 @@ pub async fn handle(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         client: &client,
         client_arc: client.clone(),
         drop_now: false,
+        hung: false,
         stalled_reply: None,
         client_id: &client_id,
         peer,
@@ -442,6 +443,8 @@ struct Session<'a> {
     shared: &'a Shared,
     client: &'a Client,
     client_arc: Arc<Client>,
+    /// Set by [`Fault::HangOnZeroTimestamp`]: every later message goes unanswered.
+    hung: bool,
     /// Set by [`Fault::DropOnBadInput`]: end the connection without a Close.
     drop_now: bool,
     /// Set by [`Fault::StallOnce`]: a reply to send after the stall.
@@ -519,6 +522,44 @@ impl Session<'_> {
         } else {
             self.reply(protocol::pong());
         }
+    }
+
+    /// The faults that plant one bug reachable only by inputs the suite never sends (for the
+    /// fuzzer's tests). True when the message was handled by one.
+    fn planted_bug(&mut self, text: &str) -> bool {
+        let config = &self.shared.config;
+        if self.hung {
+            return true;
+        }
+        let planted = [Fault::HangOnZeroTimestamp, Fault::DropOnEmptyToken, Fault::CodelessErrorOnExtraBoolean];
+        if !planted.iter().any(|fault| config.has(*fault)) {
+            return false;
+        }
+        let Ok(serde_json::Value::Object(message)) = serde_json::from_str::<serde_json::Value>(text) else {
+            return false;
+        };
+        let kind = message.get("type").and_then(serde_json::Value::as_str);
+        if config.has(Fault::HangOnZeroTimestamp) && kind == Some("Ping") && message.get("timestamp") == Some(&json!(0))
+        {
+            self.hung = true;
+            return true;
+        }
+        if config.has(Fault::DropOnEmptyToken)
+            && kind == Some("Authenticate")
+            && message.get("token") == Some(&json!(""))
+        {
+            self.drop_now = true;
+            return true;
+        }
+        let known = ["type", "timestamp", "token"];
+        if config.has(Fault::CodelessErrorOnExtraBoolean)
+            && message.iter().any(|(key, value)| !known.contains(&key.as_str()) && value.is_boolean())
+        {
+            let now = crate::now_ms();
+            self.reply(json!({"type": "Error", "data": {"message": "unexpected member", "severity": "error", "timestamp": now}, "timestamp": now}).to_string());
+            return true;
+        }
+        false
     }
 
     /// Bad input: an Error reply, or the TCP connection dropped under that fault.
@@ -627,6 +668,9 @@ impl Session<'_> {
     }
 
     fn on_text(&mut self, text: &str) {
+        if self.planted_bug(text) {
+            return;
+        }
         let parsed = protocol::parse_client_message(text);
         let auth = self.shared.config.auth;
         match parsed {

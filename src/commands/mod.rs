@@ -2,8 +2,10 @@
 //! when nothing meaningful could be checked (bad flags, unreadable files, no target).
 
 mod capacity;
+mod fuzz;
 mod load;
 mod merge;
+mod replay;
 mod report;
 mod run;
 mod schemas;
@@ -63,6 +65,14 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             drop(stdout);
             crate::cli::check_secret_environment().map_err(anyhow::Error::msg)?;
             run::run(catalog, &args, cli.color)
+        }
+        Command::Fuzz(args) => {
+            drop(stdout);
+            fuzz::run(catalog, &args, cli.color)
+        }
+        Command::Replay(args) => {
+            drop(stdout);
+            replay::run(catalog, &args)
         }
         Command::Serve(args) => {
             drop(stdout);

@@ -319,6 +319,21 @@ impl Session {
         self.send(Message::binary(bytes.to_vec()), timeout).await
     }
 
+    /// Sends any message or raw frame (a fragment, a text frame that is not UTF-8), for the
+    /// fuzzer; recorded as the kind of frame it is.
+    pub async fn send_message(&mut self, message: Message, timeout: Duration) -> Result<(), String> {
+        let kind = match &message {
+            Message::Text(_) => "text",
+            Message::Binary(_) => "binary",
+            Message::Ping(_) => "ping",
+            Message::Pong(_) => "pong",
+            Message::Close(_) => "close",
+            Message::Frame(_) => "frame",
+        };
+        self.transcript.record(self.started.elapsed(), Direction::Sent, kind, &format!("{} bytes", message.len()));
+        self.send(message, timeout).await
+    }
+
     /// A send on a connection that has ended fails at once: the library would otherwise keep
     /// buffering frames it can never write, and a loop of sends would grow without bound.
     async fn send(&mut self, message: Message, timeout: Duration) -> Result<(), String> {

@@ -1,0 +1,80 @@
+//! `wsprobe fuzz`: start the bundled server if needed, run the campaign, write the report.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::cli::{ColorChoice, FuzzArgs, RunFormat};
+use crate::exit;
+use crate::fuzz::exec::Target;
+use crate::fuzz::{report, Budget, FuzzPlan};
+use crate::schema::Catalog;
+
+pub fn run(catalog: Catalog, args: &FuzzArgs, _color: ColorChoice) -> anyhow::Result<u8> {
+    let budget = match (args.cases, args.duration) {
+        (Some(0), _) => anyhow::bail!("--cases 0 would check nothing; give at least 1"),
+        (Some(cases), _) => Budget::Cases(cases),
+        (None, Some(duration)) if duration.is_zero() => anyhow::bail!("--duration 0 would check nothing"),
+        (None, Some(duration)) => Budget::Time(duration),
+        (None, None) => Budget::Time(Duration::from_secs(30)),
+    };
+    if args.probe_timeout.is_zero() {
+        anyhow::bail!("--probe-timeout must be more than 0, e.g. 2s");
+    }
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
+    });
+    let network = super::network(&args.connection, args.url.as_deref(), None)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let (server, url) = match &args.url {
+        Some(url) => (None, url.clone()),
+        None => {
+            let (server, _secret) = super::run::start_bundled(args.profile, None)?;
+            let url = server.url().to_string();
+            (Some(server), url)
+        }
+    };
+    runtime.block_on(super::preflight(&url, &network, Duration::from_secs(5), args.wait_for_server))?;
+    let plan = FuzzPlan {
+        target: Target {
+            url,
+            profile: args.profile,
+            network,
+            probe_timeout: args.probe_timeout,
+            connect_timeout: Duration::from_secs(5),
+        },
+        seed,
+        budget,
+        out: args.out.clone(),
+        oversize: args.oversize_bytes,
+        shrink_attempts: args.shrink_attempts,
+        bundled_server: args.url.is_none(),
+    };
+    eprintln!(
+        "wsprobe fuzz: seed {seed}, {}; findings go to {}",
+        match budget {
+            Budget::Cases(n) => format!("{n} case(s)"),
+            Budget::Time(d) => format!("for {}", crate::clients::timing::seconds(d)),
+        },
+        plan.out.display()
+    );
+    let report = runtime
+        .block_on(crate::fuzz::run(&plan, &catalog, |finding, case| {
+            eprintln!("  case {case}: {} (bundle {})", finding.summary, finding.bundle.display());
+        }))
+        .with_context(|| format!("cannot write a finding's bundle in {}", plan.out.display()))?;
+    drop(server);
+    let text = match args.format {
+        RunFormat::Human => report::human(&report),
+        RunFormat::Json => report::json(&report),
+        RunFormat::Junit => report::junit(&report),
+    };
+    match args.output.as_deref().filter(|path| !crate::cli::is_stdout(path)) {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("cannot write the report to {}", path.display()))?
+        }
+        None => std::io::stdout().lock().write_all(text.as_bytes()).context("cannot write the report")?,
+    }
+    Ok(if report.findings.is_empty() && report.stopped.is_none() { exit::SUCCESS } else { exit::FAILURES })
+}

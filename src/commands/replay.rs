@@ -1,0 +1,104 @@
+//! `wsprobe replay`: a fuzz bundle's frames sent again, its invariant judged again; or the
+//! bundle as a scenario case, so a finding becomes a regression case.
+
+use std::time::Duration;
+
+use crate::cli::ReplayArgs;
+use crate::exit;
+use crate::fuzz::exec::{Bystander, Invariant, Target};
+use crate::fuzz::frame::{Frame, Payload};
+use crate::fuzz::{breaks, Bundle};
+use crate::schema::Catalog;
+
+pub fn run(catalog: Catalog, args: &ReplayArgs) -> anyhow::Result<u8> {
+    let bundle = Bundle::read(&args.bundle).map_err(anyhow::Error::msg)?;
+    let frames = bundle.frames().map_err(anyhow::Error::msg)?;
+    if args.scenario {
+        print!("{}", scenario(&bundle, &frames, args.probe_timeout).map_err(anyhow::Error::msg)?);
+        return Ok(exit::SUCCESS);
+    }
+    let network = super::network(&args.connection, args.url.as_deref(), None)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let (server, url) = match &args.url {
+        Some(url) => (None, url.clone()),
+        None => {
+            let (server, _secret) = super::run::start_bundled(bundle.profile, None)?;
+            let url = server.url().to_string();
+            (Some(server), url)
+        }
+    };
+    runtime.block_on(super::preflight(&url, &network, Duration::from_secs(5), None))?;
+    let target = Target {
+        url: url.clone(),
+        profile: bundle.profile,
+        network,
+        probe_timeout: args.probe_timeout,
+        connect_timeout: Duration::from_secs(5),
+    };
+    let invariant = bundle.invariant();
+    let observed = runtime.block_on(async {
+        let mut bystander = Bystander::new();
+        if invariant == Invariant::Bystander {
+            // The bystander is connected and answered before the input, as in the campaign.
+            let _ = bystander.check(&target, &catalog).await;
+        }
+        let observed = breaks(&target, &catalog, &mut bystander, &frames, invariant).await;
+        bystander.close().await;
+        observed
+    });
+    drop(server);
+    println!("replay {} against {url}", args.bundle.display());
+    for (n, frame) in frames.iter().enumerate() {
+        println!("  sent {}: {}", n + 1, frame.describe());
+    }
+    println!("  expected: {}", bundle.expected);
+    Ok(match observed {
+        Some(observed) => {
+            println!("  STILL BROKEN {}: {observed}", invariant.id());
+            exit::FAILURES
+        }
+        None => {
+            println!("  held: {} (the bundle had: {})", invariant.id(), bundle.observed);
+            exit::SUCCESS
+        }
+    })
+}
+
+/// The bundle as a scenario case: its frames, then a Ping whose Pong must come in time.
+fn scenario(bundle: &Bundle, frames: &[Frame], probe: Duration) -> Result<String, String> {
+    let quote = |text: &str| serde_json::Value::String(text.to_string()).to_string();
+    let mut steps = vec!["      - connect:".to_string()];
+    for frame in frames {
+        if !frame.delay.is_zero() {
+            steps.push(format!("      - sleep: {}ms", frame.delay.as_millis()));
+        }
+        match &frame.payload {
+            Payload::Text(text) => steps.push(format!("      - send:\n          text: {}", quote(text))),
+            Payload::Object(members) => steps.push(format!(
+                "      - send:\n          text: {}",
+                quote(&crate::fuzz::frame::render_object(members))
+            )),
+            Payload::Binary(bytes) => {
+                steps.push(format!("      - send:\n          binary_hex: \"{}\"", crate::fuzz::frame::hex(bytes)));
+            }
+            other => {
+                return Err(format!(
+                    "this bundle sends {}, which a scenario file cannot express (its sends are whole text or binary messages); keep it as a bundle and run `wsprobe replay` in CI",
+                    Frame { payload: other.clone(), delay: Duration::ZERO }.describe()
+                ))
+            }
+        }
+    }
+    steps.push("      - send:\n          json: {type: Ping, timestamp: 1697234567000}".into());
+    steps.push(format!("      - expect:\n          type: Pong\n          timeout: {}ms", probe.as_millis()));
+    Ok(format!(
+        "  # From wsprobe fuzz (seed {}, case {}): {}\n  - id: regression.{}.case{}\n    level: must\n    description: {}\n    steps:\n{}\n",
+        bundle.seed,
+        bundle.case,
+        bundle.observed,
+        bundle.invariant,
+        bundle.case,
+        quote(&format!("fuzz finding: {} ({})", bundle.invariant, bundle.expected)),
+        steps.join("\n")
+    ))
+}
