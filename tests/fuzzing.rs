@@ -99,6 +99,17 @@ fn each_planted_bug_is_found_shrunk_bundled_and_replayed() {
         assert_eq!(fixed.code, 0, "replay on the reference server holds: {}{}", fixed.stdout, fixed.stderr);
         let bundled = wsprobe(&["replay", bundle_path]);
         assert_eq!(bundled.code, 0, "without --url, the bundled server: {}{}", bundled.stdout, bundled.stderr);
+
+        // The finding as a regression case in a scenario file: it fails where the bug is and
+        // passes where it is not.
+        let case = wsprobe(&["replay", bundle_path, "--scenario"]);
+        assert_eq!(case.code, 0, "{}", case.stderr);
+        let file = out.join("regressions.yaml");
+        std::fs::write(&file, format!("name: regressions\ncases:\n{}", case.stdout)).unwrap();
+        for (url, code) in [(buggy.url(), 1), (reference.url(), 0)] {
+            let run = wsprobe(&["run", "--url", url, "--no-builtin", "--scenario", file.to_str().unwrap()]);
+            assert_eq!(run.code, code, "{fault:?} as a scenario against {url}: {}{}", run.stdout, run.stderr);
+        }
         let _ = std::fs::remove_dir_all(&out);
     }
 }

@@ -64,7 +64,8 @@ pub fn run(catalog: Catalog, args: &ReplayArgs) -> anyhow::Result<u8> {
     })
 }
 
-/// The bundle as a scenario case: its frames, then a Ping whose Pong must come in time.
+/// The bundle as a scenario case: its frames; then every reply must validate and a Ping must
+/// get its Pong in time, or, for a close code, the Close must carry an allowed one.
 fn scenario(bundle: &Bundle, frames: &[Frame], probe: Duration) -> Result<String, String> {
     let quote = |text: &str| serde_json::Value::String(text.to_string()).to_string();
     let mut steps = vec!["      - connect:".to_string()];
@@ -89,8 +90,17 @@ fn scenario(bundle: &Bundle, frames: &[Frame], probe: Duration) -> Result<String
             }
         }
     }
-    steps.push("      - send:\n          json: {type: Ping, timestamp: 1697234567000}".into());
-    steps.push(format!("      - expect:\n          type: Pong\n          timeout: {}ms", probe.as_millis()));
+    let probe = probe.as_millis();
+    if bundle.invariant() == Invariant::CloseCode {
+        // The input ends the connection; what matters is the code it ends with.
+        let codes = crate::fuzz::exec::ALLOWED_CLOSE_CODES.map(|c| c.to_string()).join(", ");
+        steps.push(format!("      - expect_close:\n          timeout: {probe}ms\n          codes: [{codes}]"));
+    } else {
+        // Every reply to the input validates, then a Ping still gets its Pong.
+        steps.push("      - observe:\n          for: 300ms".into());
+        steps.push("      - send:\n          json: {type: Ping, timestamp: 1697234567000}".into());
+        steps.push(format!("      - expect:\n          type: Pong\n          timeout: {probe}ms"));
+    }
     Ok(format!(
         "  # From wsprobe fuzz (seed {}, case {}): {}\n  - id: regression.{}.case{}\n    level: must\n    description: {}\n    steps:\n{}\n",
         bundle.seed,

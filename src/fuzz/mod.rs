@@ -149,10 +149,10 @@ pub async fn run(
         for Broken { invariant, observed } in broken {
             // The server is down: no later input can be judged, and nothing can be shrunk.
             if invariant == Invariant::ServerDown {
-                let finding =
-                    record(plan, &keys, &frames, &frames, invariant, observed.clone(), index - 1, &mut known)?;
+                let origin = Origin { case: index - 1, frames: frames.len() };
+                let finding = record(plan, &keys, origin, &frames, invariant, observed.clone(), &mut known)?;
                 if let Some(finding) = finding {
-                    progress(&finding, index);
+                    progress(&finding, index - 1);
                     findings.push(finding);
                 }
                 stopped = Some(format!("the server went down after case {}: {observed}", index - 1));
@@ -165,8 +165,9 @@ pub async fn run(
                 continue;
             }
             let (shrunk, observed) = shrink(plan, catalog, &mut bystander, frames.clone(), invariant, observed).await;
-            if let Some(finding) = record(plan, &keys, &frames, &shrunk, invariant, observed, index - 1, &mut known)? {
-                progress(&finding, index);
+            let origin = Origin { case: index - 1, frames: frames.len() };
+            if let Some(finding) = record(plan, &keys, origin, &shrunk, invariant, observed, &mut known)? {
+                progress(&finding, index - 1);
                 findings.push(finding);
             }
         }
@@ -236,15 +237,20 @@ async fn shrink(
 
 /// Writes the bundle of a new finding; `None` when an earlier one had the same invariant and
 /// shape.
-#[allow(clippy::too_many_arguments)]
+/// Where a finding came from: the seed's case, and its frames before shrinking.
+#[derive(Debug, Clone, Copy)]
+struct Origin {
+    case: u64,
+    frames: usize,
+}
+
 fn record(
     plan: &FuzzPlan,
     keys: &std::collections::BTreeSet<String>,
-    original: &[Frame],
+    origin: Origin,
     shrunk: &[Frame],
     invariant: Invariant,
     observed: String,
-    case: u64,
     known: &mut Vec<(Invariant, Vec<String>)>,
 ) -> std::io::Result<Option<Finding>> {
     let shapes: Vec<String> = shrunk.iter().map(|f| f.shape(keys)).collect();
@@ -257,7 +263,7 @@ fn record(
         invariant: invariant.id().to_string(),
         profile: plan.target.profile,
         seed: plan.seed,
-        case,
+        case: origin.case,
         sent: shrunk.iter().map(BundleFrame::from).collect(),
         expected: invariant.expected(&plan.target),
         observed: observed.clone(),
@@ -273,7 +279,7 @@ fn record(
         bundle: path,
         sent,
         observed,
-        shrunk_from: original.len(),
+        shrunk_from: origin.frames,
     }))
 }
 
