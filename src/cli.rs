@@ -64,9 +64,9 @@ pub enum Command {
         after_help = "Examples:\n  wsprobe load --connections 100 --duration 30s --assert 'p99<5ms'\n  wsprobe load --url ws://127.0.0.1:8080/ws --connections 50 --rate 40 --json - > load.json"
     )]
     Load(LoadArgs),
-    /// Find the highest rate at which a server still conforms: ramp, then bisect; each step judged on the protocol's rules and your SLOs.
+    /// Find the highest load at which a server still conforms (a Ping rate, or the connections it pushes to): ramp, then bisect; each step judged on the protocol's rules and your SLOs.
     #[command(
-        after_help = "Examples:\n  wsprobe capacity --slo 'p99<5ms'                      # the bundled server\n  wsprobe capacity --url ws://127.0.0.1:8080/ws --start-rate 500 --max-rate 50000 --slo 'p99<50ms' --expect 10000 --json capacity.json\n\nExit codes: 0 a capacity was found (and meets --expect), 1 the start rate already broke or the capacity is below --expect, 2 bad flags, 3 unreachable."
+        after_help = "Examples:\n  wsprobe capacity --slo 'p99<5ms'                      # the bundled server\n  wsprobe capacity --url ws://127.0.0.1:8080/ws --start-rate 500 --max-rate 50000 --slo 'p99<50ms' --expect 10000 --json capacity.json\n  wsprobe capacity --mode push --start-connections 250 --max-connections 8000 --slo 'p99<250ms'\n\nExit codes: 0 a capacity was found (and meets --expect), 1 the start already broke or the capacity is below --expect, 2 bad flags, 3 unreachable."
     )]
     Capacity(CapacityArgs),
     /// Merge the --json summaries and --hdr-log interval logs of load shards into one result.
