@@ -67,51 +67,57 @@ fn fuzz(url: &str, cases: &str, out: &Path) -> (i32, Value, String) {
 
 #[test]
 fn each_planted_bug_is_found_shrunk_bundled_and_replayed() {
-    let reference = server(None);
     let planted = [
         (Fault::HangOnZeroTimestamp, "connection.unresponsive", r#""timestamp":0"#),
         (Fault::DropOnEmptyToken, "connection.dropped", r#""token":"""#),
         (Fault::CodelessErrorOnExtraBoolean, "reply.schema", ":true"),
     ];
-    for (fault, invariant, input) in planted {
-        let buggy = server(Some(fault));
-        let out = scratch(invariant);
-        let (code, report, stderr) = fuzz(buggy.url(), "120", &out);
-        assert_eq!(code, 1, "{fault:?}: {report:#}\n{stderr}");
-        let findings = report["findings"].as_array().unwrap();
-        assert!(!findings.is_empty(), "{fault:?}: {report:#}");
-        // The planted bug breaks exactly its invariant, and nothing else is found.
-        assert!(findings.iter().all(|f| f["invariant"] == invariant), "{fault:?}: {report:#}");
-        let bundle_path = findings[0]["bundle"].as_str().unwrap();
-        let bundle: Value = serde_json::from_str(&std::fs::read_to_string(bundle_path).unwrap()).unwrap();
-        let sent = bundle["sent"].as_array().unwrap();
-        assert!((1..=3).contains(&sent.len()), "shrunk to at most 3 frames: {bundle:#}");
-        assert!(sent.iter().any(|f| f["text"].as_str().is_some_and(|t| t.contains(input))), "{bundle:#}");
-        for key in ["invariant", "profile", "seed", "sent", "expected", "observed", "wsprobe_version"] {
-            assert!(bundle.get(key).is_some(), "the bundle has {key}: {bundle:#}");
-        }
-        assert_eq!(bundle["seed"], 1);
-
-        let again = wsprobe(&["replay", bundle_path, "--url", buggy.url()]);
-        assert_eq!(again.code, 1, "replay on the buggy server still breaks: {}{}", again.stdout, again.stderr);
-        assert!(again.stdout.contains(&format!("STILL BROKEN {invariant}")), "{}", again.stdout);
-        let fixed = wsprobe(&["replay", bundle_path, "--url", reference.url()]);
-        assert_eq!(fixed.code, 0, "replay on the reference server holds: {}{}", fixed.stdout, fixed.stderr);
-        let bundled = wsprobe(&["replay", bundle_path]);
-        assert_eq!(bundled.code, 0, "without --url, the bundled server: {}{}", bundled.stdout, bundled.stderr);
-
-        // The finding as a regression case in a scenario file: it fails where the bug is and
-        // passes where it is not.
-        let case = wsprobe(&["replay", bundle_path, "--scenario"]);
-        assert_eq!(case.code, 0, "{}", case.stderr);
-        let file = out.join("regressions.yaml");
-        std::fs::write(&file, format!("name: regressions\ncases:\n{}", case.stdout)).unwrap();
-        for (url, code) in [(buggy.url(), 1), (reference.url(), 0)] {
-            let run = wsprobe(&["run", "--url", url, "--no-builtin", "--scenario", file.to_str().unwrap()]);
-            assert_eq!(run.code, code, "{fault:?} as a scenario against {url}: {}{}", run.stdout, run.stderr);
-        }
-        let _ = std::fs::remove_dir_all(&out);
+    // One server pair per bug, side by side: each is judged on its own connections.
+    let runs: Vec<_> = planted.into_iter().map(|bug| std::thread::spawn(move || planted_bug(bug))).collect();
+    for run in runs {
+        run.join().expect("the planted bug's checks pass");
     }
+}
+
+fn planted_bug((fault, invariant, input): (Fault, &'static str, &'static str)) {
+    let reference = server(None);
+    let buggy = server(Some(fault));
+    let out = scratch(invariant);
+    let (code, report, stderr) = fuzz(buggy.url(), "120", &out);
+    assert_eq!(code, 1, "{fault:?}: {report:#}\n{stderr}");
+    let findings = report["findings"].as_array().unwrap();
+    assert!(!findings.is_empty(), "{fault:?}: {report:#}");
+    // The planted bug breaks exactly its invariant, and nothing else is found.
+    assert!(findings.iter().all(|f| f["invariant"] == invariant), "{fault:?}: {report:#}");
+    let bundle_path = findings[0]["bundle"].as_str().unwrap();
+    let bundle: Value = serde_json::from_str(&std::fs::read_to_string(bundle_path).unwrap()).unwrap();
+    let sent = bundle["sent"].as_array().unwrap();
+    assert!((1..=3).contains(&sent.len()), "shrunk to at most 3 frames: {bundle:#}");
+    assert!(sent.iter().any(|f| f["text"].as_str().is_some_and(|t| t.contains(input))), "{bundle:#}");
+    for key in ["invariant", "profile", "seed", "sent", "expected", "observed", "wsprobe_version"] {
+        assert!(bundle.get(key).is_some(), "the bundle has {key}: {bundle:#}");
+    }
+    assert_eq!(bundle["seed"], 1);
+
+    let again = wsprobe(&["replay", bundle_path, "--url", buggy.url()]);
+    assert_eq!(again.code, 1, "replay on the buggy server still breaks: {}{}", again.stdout, again.stderr);
+    assert!(again.stdout.contains(&format!("STILL BROKEN {invariant}")), "{}", again.stdout);
+    let fixed = wsprobe(&["replay", bundle_path, "--url", reference.url()]);
+    assert_eq!(fixed.code, 0, "replay on the reference server holds: {}{}", fixed.stdout, fixed.stderr);
+    let bundled = wsprobe(&["replay", bundle_path]);
+    assert_eq!(bundled.code, 0, "without --url, the bundled server: {}{}", bundled.stdout, bundled.stderr);
+
+    // The finding as a regression case in a scenario file: it fails where the bug is and
+    // passes where it is not.
+    let case = wsprobe(&["replay", bundle_path, "--scenario"]);
+    assert_eq!(case.code, 0, "{}", case.stderr);
+    let file = out.join("regressions.yaml");
+    std::fs::write(&file, format!("name: regressions\ncases:\n{}", case.stdout)).unwrap();
+    for (url, code) in [(buggy.url(), 1), (reference.url(), 0)] {
+        let run = wsprobe(&["run", "--url", url, "--no-builtin", "--scenario", file.to_str().unwrap()]);
+        assert_eq!(run.code, code, "{fault:?} as a scenario against {url}: {}{}", run.stdout, run.stderr);
+    }
+    let _ = std::fs::remove_dir_all(&out);
 }
 
 #[test]
@@ -120,7 +126,7 @@ fn the_same_seed_and_cases_give_the_same_findings_in_the_same_order() {
     let runs: Vec<Vec<(String, String)>> = (0..2)
         .map(|n| {
             let out = scratch(&format!("same-{n}"));
-            let (_, report, _) = fuzz(buggy.url(), "150", &out);
+            let (_, report, _) = fuzz(buggy.url(), "100", &out);
             let _ = std::fs::remove_dir_all(&out);
             report["findings"]
                 .as_array()
@@ -142,10 +148,10 @@ fn the_same_seed_and_cases_give_the_same_findings_in_the_same_order() {
 fn the_reference_server_survives_its_fuzzer_and_bad_bundles_are_usage_errors() {
     let reference = server(None);
     let out = scratch("reference");
-    let (code, report, stderr) = fuzz(reference.url(), "400", &out);
+    let (code, report, stderr) = fuzz(reference.url(), "250", &out);
     assert_eq!(code, 0, "{report:#}\n{stderr}");
     assert_eq!(report["findings"], serde_json::json!([]));
-    assert_eq!(report["cases"], 400);
+    assert_eq!(report["cases"], 250);
     assert!(!out.exists(), "no finding, no bundle");
 
     let bad = scratch("bad-bundle.json");
@@ -158,4 +164,19 @@ fn the_reference_server_survives_its_fuzzer_and_bad_bundles_are_usage_errors() {
     assert_eq!(missing.code, 2, "{}", missing.stderr);
     let zero = wsprobe(&["fuzz", "--url", reference.url(), "--cases", "0"]);
     assert_eq!(zero.code, 2, "{}", zero.stderr);
+
+    // A server that welcomes no one before a token can judge no input: said before any case,
+    // never reported as a server that went down.
+    let mut config = Config::new(Profile::Core);
+    config.auth = reference_server::AuthMode::Required;
+    config.jwt_secret = Some("s3cret".into());
+    let guarded = BackgroundServer::start(config, SocketAddr::from(([127, 0, 0, 1], 0)), 1).unwrap();
+    let refused = wsprobe(&["fuzz", "--url", guarded.url(), "--cases", "10", "--out", out.to_str().unwrap()]);
+    assert_eq!(refused.code, 2, "{}{}", refused.stdout, refused.stderr);
+    assert!(
+        refused.stderr.contains("before any input") && refused.stderr.contains("Authorization: Bearer"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!out.exists(), "no finding was written");
 }

@@ -51,6 +51,12 @@ pub fn run(catalog: Catalog, args: &FuzzArgs, _color: ColorChoice) -> anyhow::Re
         shrink_attempts: args.shrink_attempts,
         bundled_server: args.url.is_none(),
     };
+    if let Err(why) = runtime.block_on(plan.target.baseline(&catalog)) {
+        anyhow::bail!(
+            "cannot fuzz {}: before any input, {why}; no input can be judged against a server that does not welcome a fresh connection (if it wants a token first, pass --header 'Authorization: Bearer TOKEN')",
+            plan.target.url
+        );
+    }
     eprintln!(
         "wsprobe fuzz: seed {seed}, {}; findings go to {}",
         match budget {

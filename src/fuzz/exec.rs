@@ -12,7 +12,7 @@ use super::frame::Frame;
 use crate::network::Network;
 use crate::profile::{Direction, MessageSet, Profile};
 use crate::schema::Catalog;
-use crate::session::{ConnectOptions, Event, Session};
+use crate::session::{ConnectError, ConnectOptions, Event, Session};
 
 /// What must hold after every input, each with a stable id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -106,6 +106,8 @@ const SETTLE: Duration = Duration::from_millis(25);
 /// The longest the replies to an input are read before the probe.
 const SETTLE_MAX: Duration = Duration::from_secs(1);
 const SEND_TIMEOUT: Duration = Duration::from_secs(2);
+/// Refused upgrades are retried with pauses doubling up to this one (about 3 s in all).
+const REFUSED_RETRY_MAX: Duration = Duration::from_millis(1600);
 
 impl Target {
     fn server_set(&self) -> MessageSet {
@@ -124,16 +126,41 @@ impl Target {
         ConnectOptions::new(self.url.clone(), self.connect_timeout).with_network(self.network.clone())
     }
 
-    /// A fresh connection and its welcome, or why the server is down.
+    /// Before any input: a fresh connection must be welcomed, or nothing can be judged (a
+    /// server that withholds its welcome until a token is sent, say).
+    pub async fn baseline(&self, catalog: &Catalog) -> Result<(), String> {
+        let mut broken = Vec::new();
+        match self.open(catalog, &mut broken).await {
+            Some(mut session) => {
+                session.finish(Duration::from_millis(300)).await;
+                Ok(())
+            }
+            None => Err(broken.into_iter().map(|b| b.observed).next().unwrap_or_default()),
+        }
+    }
+
+    /// A fresh connection and its welcome, or why the server is down. An upgrade refused with
+    /// 429 or 503 (a limit on connections from this address) is tried again for a few seconds
+    /// before the server counts as down.
     async fn open(&self, catalog: &Catalog, broken: &mut Vec<Broken>) -> Option<Session> {
-        let mut session = match Session::connect(&self.options()).await {
-            Ok(session) => session,
-            Err(error) => {
-                broken.push(Broken {
-                    invariant: Invariant::ServerDown,
-                    observed: format!("a fresh connection failed: {error}"),
-                });
-                return None;
+        let mut pause = Duration::from_millis(200);
+        let mut session = loop {
+            match Session::connect(&self.options()).await {
+                Ok(session) => break session,
+                Err(ConnectError::Rejected { status: status @ (429 | 503), .. }) if pause <= REFUSED_RETRY_MAX => {
+                    if pause == Duration::from_millis(200) {
+                        eprintln!("wsprobe fuzz: the server refused an upgrade with HTTP {status}; pausing before trying again");
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                Err(error) => {
+                    broken.push(Broken {
+                        invariant: Invariant::ServerDown,
+                        observed: format!("a fresh connection failed: {error}"),
+                    });
+                    return None;
+                }
             }
         };
         let deadline = tokio::time::Instant::now() + self.probe_timeout;
@@ -342,6 +369,12 @@ impl Bystander {
             match session.recv(deadline.saturating_duration_since(tokio::time::Instant::now())).await {
                 Event::Text(text) if text.contains("\"Pong\"") => return None,
                 Event::Text(_) | Event::Binary(_) => continue,
+                // A policy close (a limit counted per address, which the fuzzer's own
+                // connections fill) is the server's rule, not a bystander starved: open again.
+                Event::Closed(Some((1008, _))) => {
+                    self.session = None;
+                    return None;
+                }
                 other => {
                     let observed = match other {
                         Event::Timeout => format!(
