@@ -198,9 +198,9 @@ pub fn check(client: &ClientLog, run: &Run) -> Vec<Finding> {
         reconnect_backoff(&outages, run, &lifetimes),
         reconnect_cap(&outages, timing, observed_until),
         reconnect_reset(&outages, run, &lifetimes),
-        close_clean(client),
-        messages_schema(client),
-        rate_limit(client, timing),
+        close_clean(client, &lifetimes),
+        messages_schema(client, &lifetimes),
+        rate_limit(client, timing, &lifetimes),
     ]
 }
 
@@ -674,7 +674,7 @@ fn reconnect_reset(outages: &[Outage], run: &Run, lifetimes: &Lifetimes) -> Find
     })
 }
 
-fn close_clean(client: &ClientLog) -> Finding {
+fn close_clean(client: &ClientLog, lifetimes: &Lifetimes) -> Finding {
     let mut tally = Tally::default();
     for c in &client.connections {
         let Some((sent, code)) = c.server_closed_first() else { continue };
@@ -695,10 +695,12 @@ fn close_clean(client: &ClientLog) -> Finding {
         }
     }
     tally.passed = Some(format!("{} Close frame(s) answered", tally.samples));
-    tally.finish(&CLOSE_CLEAN, || "the server sent no Close while the client was connected".into())
+    tally.finish(&CLOSE_CLEAN, || {
+        format!("the server sent no Close while the client was connected: {}", lifetimes.describe())
+    })
 }
 
-fn messages_schema(client: &ClientLog) -> Finding {
+fn messages_schema(client: &ClientLog, lifetimes: &Lifetimes) -> Finding {
     let mut tally = Tally { samples: client.messages as usize, ..Tally::default() };
     for invalid in &client.invalid_examples {
         tally.fail(format!("at {}: {}", at(invalid.at), invalid.reason), || {
@@ -719,10 +721,10 @@ fn messages_schema(client: &ClientLog) -> Finding {
         ));
     }
     tally.passed = Some(format!("{} message(s), all valid", client.messages));
-    tally.finish(&MESSAGES_SCHEMA, || "the client sent no messages".into())
+    tally.finish(&MESSAGES_SCHEMA, || format!("the client sent no messages: {}", lifetimes.describe()))
 }
 
-fn rate_limit(client: &ClientLog, timing: &Timing) -> Finding {
+fn rate_limit(client: &ClientLog, timing: &Timing, lifetimes: &Lifetimes) -> Finding {
     let window = timing.rate_window();
     let mut tally = Tally::default();
     let mut peak = 0;
@@ -746,7 +748,7 @@ fn rate_limit(client: &ClientLog, timing: &Timing) -> Finding {
     }
     tally.passed =
         Some(format!("at most {peak} message(s) in any {} on one connection (limit {RATE_LIMIT})", seconds(window)));
-    tally.finish(&RATE_LIMIT_RULE, || "the client sent no messages".into())
+    tally.finish(&RATE_LIMIT_RULE, || format!("the client sent no messages: {}", lifetimes.describe()))
 }
 
 #[cfg(test)]
@@ -999,6 +1001,17 @@ mod tests {
         assert_eq!(
             timeout.message,
             "not measured: the client sent no Ping, so none could be left unanswered: every connection (10) ended within 0.530 s, by the client"
+        );
+        let schema = findings.iter().find(|f| f.rule.id == MESSAGES_SCHEMA.id).unwrap();
+        assert_eq!(
+            schema.message,
+            "not measured: the client sent no messages: every connection (10) ended within 0.530 s, by the client"
+        );
+        let close = findings.iter().find(|f| f.rule.id == CLOSE_CLEAN.id).unwrap();
+        assert!(
+            close.message.ends_with("every connection (10) ended within 0.530 s, by the client"),
+            "{}",
+            close.message
         );
         // Its reconnects after its own closes are judged (0.12 s where 0.1 s is due: on time).
         let backoff = findings.iter().find(|f| f.rule.id == RECONNECT_BACKOFF.id).unwrap();
