@@ -369,3 +369,33 @@ async fn push_mode_ramps_connections_until_the_cadence_collapses() {
     let out = wsprobe(args(&["capacity", "--url", &url, "--start-connections", "100"])).await;
     assert_eq!(out.code, 2, "{}", out.stderr);
 }
+
+#[tokio::test]
+async fn push_mode_on_pushes_without_a_timestamp_says_it_measured_nothing() {
+    let _alone = ALONE.lock().await;
+    // In a one-second step the AI endpoint sends only its welcome, stamped in ISO 8601 (its
+    // signals are minutes apart): no push latency, so no verdict on the server.
+    let out = wsprobe(args(&[
+        "capacity",
+        "--mode",
+        "push",
+        "--profile",
+        "ai",
+        "--start-connections",
+        "5",
+        "--max-connections",
+        "10",
+        "--step-duration",
+        "1s",
+        "--json",
+        "-",
+        "--no-progress",
+    ]))
+    .await;
+    assert_eq!(out.code, 1, "nothing measured is never green: {}\n{}", out.stdout, out.stderr);
+    let report = report(&out.stdout);
+    assert_eq!(report["capacity_per_s"], Value::Null);
+    assert!(out.stderr.contains("nothing could be measured at the start"), "{}", out.stderr);
+    assert!(out.stderr.contains("without an integer `timestamp`"), "{}", out.stderr);
+    assert!(!out.stderr.contains("lower --start-connections"), "{}", out.stderr);
+}

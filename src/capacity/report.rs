@@ -69,10 +69,23 @@ pub fn conclusion(report: &CapacityReport) -> String {
         (None, Bound::Generator) => format!(
             "no capacity found (bound: generator): the generator could not even drive the start {level}; lower {start} or shard the load"
         ),
-        (None, _) => format!(
-            "no capacity found: the start {level} already broke {}; lower {start}",
-            report.steps.first().map(|s| broke(&s.broken)).unwrap_or_default()
-        ),
+        (None, _) => match report.steps.first() {
+            // Nothing measured is not a server that broke at the start: say why, not "lower it".
+            Some(first)
+                if !first.broken.is_empty()
+                    && first.broken.iter().all(|b| b.name == "pushes" || b.name == "replies")
+                    && first.p50_us.is_none() =>
+            {
+                format!(
+                    "no capacity found: nothing could be measured at the start, so this search cannot judge the server: {}",
+                    broke(&first.broken)
+                )
+            }
+            first => format!(
+                "no capacity found: the start {level} already broke {}; lower {start}",
+                first.map(|s| broke(&s.broken)).unwrap_or_default()
+            ),
+        },
     }
 }
 
