@@ -165,6 +165,17 @@ fn the_reference_server_survives_its_fuzzer_and_bad_bundles_are_usage_errors() {
     let zero = wsprobe(&["fuzz", "--url", reference.url(), "--cases", "0"]);
     assert_eq!(zero.code, 2, "{}", zero.stderr);
 
+    // A server whose broadcasts are always invalid breaks reply.schema whatever it is sent: no
+    // input is to blame, so no finding, and no green either.
+    let mut config = Config::new(Profile::Core);
+    config.faults.push(Fault::CorruptMarketData);
+    config.tick = Duration::from_millis(20);
+    let noisy = BackgroundServer::start(config, SocketAddr::from(([127, 0, 0, 1], 0)), 1).unwrap();
+    let (code, report, stderr) = fuzz(noisy.url(), "60", &out);
+    assert_eq!(code, 1, "{report:#}\n{stderr}");
+    assert_eq!(report["findings"], serde_json::json!([]));
+    assert_eq!(report["without_input"], serde_json::json!(["reply.schema"]));
+
     // A server that welcomes no one before a token can judge no input: said before any case,
     // never reported as a server that went down.
     let mut config = Config::new(Profile::Core);

@@ -82,5 +82,8 @@ pub fn run(catalog: Catalog, args: &FuzzArgs, _color: ColorChoice) -> anyhow::Re
         }
         None => std::io::stdout().lock().write_all(text.as_bytes()).context("cannot write the report")?,
     }
-    Ok(if report.findings.is_empty() && report.stopped.is_none() { exit::SUCCESS } else { exit::FAILURES })
+    // Green only when no input broke anything and every invariant could be judged: one that a
+    // connection breaks with no input at all hides what inputs do to it.
+    let clean = report.findings.is_empty() && report.stopped.is_none() && report.without_input.is_empty();
+    Ok(if clean { exit::SUCCESS } else { exit::FAILURES })
 }

@@ -205,6 +205,15 @@ impl Target {
         value.get("type").and_then(Value::as_str).map(String::from)
     }
 
+    /// A message the server pushes on its own (every server message type but the replies, Pong
+    /// and Error), by its `type`.
+    fn is_push(&self, catalog: &Catalog, text: &str) -> bool {
+        let kind = serde_json::from_str::<Value>(text).ok().and_then(|v| v.get("type")?.as_str().map(String::from));
+        kind.is_some_and(|kind| {
+            !matches!(kind.as_str(), "Pong" | "Error") && catalog.message(self.server_set(), &kind).is_some()
+        })
+    }
+
     fn binary_reply(&self, broken: &mut Vec<Broken>) {
         note(broken, Invariant::ReplySchema, "a binary reply: the protocol's messages are JSON text".into());
     }
@@ -224,12 +233,21 @@ impl Target {
                 }
             }
         }
-        // The replies to the input, until the connection is quiet.
+        // The replies to the input, until none has come for a moment. Only replies (a Pong,
+        // an Error, anything that is not a known push) count: a server that streams pushes
+        // without pause would otherwise never look settled.
         let settle_until = tokio::time::Instant::now() + SETTLE_MAX;
-        while ended.is_none() && tokio::time::Instant::now() < settle_until {
-            match session.recv(SETTLE).await {
+        let mut quiet_until = tokio::time::Instant::now() + SETTLE;
+        while ended.is_none() && tokio::time::Instant::now() < settle_until.min(quiet_until) {
+            let wait = settle_until.min(quiet_until).saturating_duration_since(tokio::time::Instant::now());
+            match session.recv(wait).await {
                 Event::Timeout => break,
-                event => ended = self.observe(catalog, event, &mut broken),
+                event => {
+                    if !matches!(&event, Event::Text(text) if self.is_push(catalog, text)) {
+                        quiet_until = tokio::time::Instant::now() + SETTLE;
+                    }
+                    ended = self.observe(catalog, event, &mut broken);
+                }
             }
         }
         if ended.is_none() {

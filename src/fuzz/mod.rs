@@ -112,6 +112,12 @@ pub struct FuzzReport {
     pub cases: u64,
     pub duration_s: f64,
     pub findings: Vec<Finding>,
+    /// Breakages that did not come back when their input was sent again: not findings.
+    pub unconfirmed: u64,
+    /// Invariants a connection breaks with no input at all (say, broadcasts that are always
+    /// invalid): no input is to blame, so they are not findings; `wsprobe run` judges them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub without_input: Vec<Invariant>,
     /// Why the campaign stopped before its budget, when it did (the server went down).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
@@ -131,6 +137,8 @@ pub async fn run(
     // Every finding's invariant and its shrunk frames' shapes.
     let mut known: Vec<(Invariant, Vec<String>)> = Vec::new();
     let mut stopped = None;
+    let mut unconfirmed = 0;
+    let mut without_input = std::collections::BTreeSet::new();
     let mut index = 0;
     loop {
         let spent = match plan.budget {
@@ -164,6 +172,22 @@ pub async fn run(
             if known.iter().any(|(i, shrunk)| *i == invariant && contains(&shapes, shrunk)) {
                 continue;
             }
+            if without_input.contains(&invariant) {
+                continue;
+            }
+            // Only what the input causes is a finding: a breakage that does not come back when
+            // the same input is sent again (a broadcast that happened to be invalid, a moment
+            // of load) is counted, not reported.
+            if breaks(&plan.target, catalog, &mut bystander, &frames, invariant).await.is_none() {
+                unconfirmed += 1;
+                continue;
+            }
+            // Nor is one that a connection with no input at all shows (broadcasts that are
+            // always invalid): that is the conformance suite's to judge, not an input's.
+            if breaks(&plan.target, catalog, &mut bystander, &[], invariant).await.is_some() {
+                without_input.insert(invariant);
+                continue;
+            }
             let (shrunk, observed) = shrink(plan, catalog, &mut bystander, frames.clone(), invariant, observed).await;
             let origin = Origin { case: index - 1, frames: frames.len() };
             if let Some(finding) = record(plan, &keys, origin, &shrunk, invariant, observed, &mut known)? {
@@ -184,6 +208,8 @@ pub async fn run(
         cases: index,
         duration_s: started.elapsed().as_secs_f64(),
         findings,
+        unconfirmed,
+        without_input: without_input.into_iter().collect(),
         stopped,
     })
 }

@@ -28,6 +28,20 @@ pub fn human(report: &FuzzReport) -> String {
         let against = if report.bundled_server { String::new() } else { format!(" --url {}", report.target) };
         let _ = writeln!(out, "  replay: wsprobe replay {}{against}", finding.bundle.display());
     }
+    for invariant in &report.without_input {
+        let _ = writeln!(
+            out,
+            "\n{} breaks with no input at all (a fresh connection, a Ping): no input is to blame, so it is not a finding; run `wsprobe run` against this server to see which rule it breaks",
+            invariant.id()
+        );
+    }
+    if report.unconfirmed > 0 {
+        let _ = writeln!(
+            out,
+            "\n{} breakage(s) did not come back when their input was sent again: not caused by the input, not findings",
+            report.unconfirmed
+        );
+    }
     if let Some(stopped) = &report.stopped {
         let _ = writeln!(out, "\nstopped early: {stopped}");
     }
@@ -104,6 +118,8 @@ mod tests {
                 observed: "no Pong within 2.000 s of the Ping sent after the input".into(),
                 shrunk_from: 3,
             }],
+            unconfirmed: 0,
+            without_input: Vec::new(),
             stopped: None,
         }
     }
