@@ -1,0 +1,400 @@
+//! AsyncAPI 3.x documents as wsprobe reads them: for one channel, the messages the server
+//! sends and those it receives, each with its payload schema, the discriminator that tells
+//! them apart, and the request/reply operations with their correlation ids.
+//!
+//! This is the reading half of a profile described by a document rather than hard-wired (issue
+//! #24); the commands do not use it yet. Payloads may be inline, point into the document
+//! (`#/components/...`) or into local files beside it (`./core/Pong.json`), as the shipped
+//! `schemas/asyncapi.yaml` does.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AsyncApiError {
+    #[error("cannot read {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("{path} is not a YAML or JSON document: {reason}")]
+    Parse { path: String, reason: String },
+    #[error("{path}: asyncapi is {found:?}; wsprobe reads AsyncAPI 3.x documents")]
+    Version { path: String, found: String },
+    #[error("{path}: cannot follow $ref {reference:?}: {reason}")]
+    Ref { path: String, reference: String, reason: String },
+    #[error("{path}: no channel {wanted:?}; the document has {known}")]
+    NoChannel { path: String, wanted: String, known: String },
+    #[error("{path}: the document has several channels ({known}); pick one with --channel")]
+    AmbiguousChannel { path: String, known: String },
+}
+
+/// One message of a channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageSpec {
+    /// The message's key in the channel.
+    pub id: String,
+    /// Its `name`, else its id.
+    pub name: String,
+    /// The payload schema, with the document's own `$ref`s followed; references into files are
+    /// followed too (the file's content, whose own relative `$ref`s are left for the validator).
+    pub payload: Value,
+    /// Where the payload file lives, when the payload came from one.
+    pub payload_file: Option<PathBuf>,
+    /// JSON Pointer into the payload of the correlation id, when one is declared.
+    pub correlation: Option<String>,
+    pub examples: Vec<Value>,
+}
+
+/// A `receive` operation with a `reply`: a request the server must answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplySpec {
+    pub operation: String,
+    pub requests: Vec<String>,
+    pub replies: Vec<String>,
+}
+
+/// What a channel says about both sides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelSpec {
+    pub id: String,
+    pub address: Option<String>,
+    pub server_sends: Vec<MessageSpec>,
+    pub server_receives: Vec<MessageSpec>,
+    pub replies: Vec<ReplySpec>,
+}
+
+/// A parsed document and where it lives (for its relative file references).
+pub struct Document {
+    path: PathBuf,
+    root: Value,
+}
+
+impl Document {
+    pub fn load(path: &Path) -> Result<Document, AsyncApiError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| AsyncApiError::Read { path: shown.clone(), reason: e.to_string() })?;
+        Document::parse(path, &text)
+    }
+
+    /// `path` locates the files the document refers to.
+    pub fn parse(path: &Path, text: &str) -> Result<Document, AsyncApiError> {
+        let shown = path.display().to_string();
+        let root: Value = serde_norway::from_str(text)
+            .map_err(|e| AsyncApiError::Parse { path: shown.clone(), reason: e.to_string() })?;
+        let version = root.get("asyncapi").and_then(Value::as_str).unwrap_or_default();
+        if !version.starts_with("3.") {
+            return Err(AsyncApiError::Version { path: shown, found: version.to_string() });
+        }
+        Ok(Document { path: path.to_path_buf(), root })
+    }
+
+    pub fn channel_ids(&self) -> Vec<String> {
+        self.root.get("channels").and_then(Value::as_object).map(|c| c.keys().cloned().collect()).unwrap_or_default()
+    }
+
+    /// The channel `wanted`, or the only one.
+    pub fn channel(&self, wanted: Option<&str>) -> Result<ChannelSpec, AsyncApiError> {
+        let ids = self.channel_ids();
+        let id = match wanted {
+            Some(id) if ids.iter().any(|i| i == id) => id.to_string(),
+            Some(id) => {
+                return Err(AsyncApiError::NoChannel { path: self.shown(), wanted: id.into(), known: ids.join(", ") })
+            }
+            None if ids.len() == 1 => ids[0].clone(),
+            None => return Err(AsyncApiError::AmbiguousChannel { path: self.shown(), known: ids.join(", ") }),
+        };
+        let channel = &self.root["channels"][&id];
+        let mut spec = ChannelSpec {
+            id: id.clone(),
+            address: channel.get("address").and_then(Value::as_str).map(String::from),
+            server_sends: Vec::new(),
+            server_receives: Vec::new(),
+            replies: Vec::new(),
+        };
+        let operations = self.root.get("operations").and_then(Value::as_object).cloned().unwrap_or_default();
+        for (operation_id, operation) in operations {
+            let operation = self.follow(&operation)?;
+            if self.follow(&operation["channel"])? != self.follow(channel)? {
+                continue;
+            }
+            let messages = self.operation_messages(&operation["messages"])?;
+            let names: Vec<String> = messages.iter().map(|m| m.name.clone()).collect();
+            match operation.get("action").and_then(Value::as_str) {
+                Some("send") => push_new(&mut spec.server_sends, messages),
+                Some("receive") => {
+                    push_new(&mut spec.server_receives, messages);
+                    if let Some(reply) = operation.get("reply") {
+                        let reply = self.follow(reply)?;
+                        let replies = self.operation_messages(&reply["messages"])?;
+                        spec.replies.push(ReplySpec {
+                            operation: operation_id.clone(),
+                            requests: names,
+                            replies: replies.into_iter().map(|m| m.name).collect(),
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(spec)
+    }
+
+    fn shown(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn operation_messages(&self, list: &Value) -> Result<Vec<MessageSpec>, AsyncApiError> {
+        let Some(list) = list.as_array() else { return Ok(Vec::new()) };
+        list.iter().map(|reference| self.message(reference)).collect()
+    }
+
+    fn message(&self, reference: &Value) -> Result<MessageSpec, AsyncApiError> {
+        let id = reference
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| r.rsplit('/').next())
+            .unwrap_or_default()
+            .to_string();
+        let message = self.follow(reference)?;
+        let name = message.get("name").and_then(Value::as_str).map(String::from).unwrap_or_else(|| id.clone());
+        let (payload, payload_file) = match message.get("payload").and_then(|p| p.get("$ref")).and_then(Value::as_str) {
+            Some(file) if !file.starts_with('#') => {
+                let (path, pointer) = file.split_once('#').unwrap_or((file, ""));
+                let full = self.path.parent().unwrap_or(Path::new(".")).join(path);
+                let text = std::fs::read_to_string(&full).map_err(|e| self.bad_ref(file, e.to_string()))?;
+                let document: Value = serde_norway::from_str(&text).map_err(|e| self.bad_ref(file, e.to_string()))?;
+                let payload =
+                    document.pointer(pointer).cloned().ok_or_else(|| self.bad_ref(file, "no such pointer".into()))?;
+                (payload, Some(full))
+            }
+            _ => (self.inline(message.get("payload").cloned().unwrap_or(Value::Null), 0)?, None),
+        };
+        let correlation = match message.get("correlationId") {
+            Some(correlation) => {
+                let correlation = self.follow(correlation)?;
+                correlation
+                    .get("location")
+                    .and_then(Value::as_str)
+                    .and_then(|l| l.strip_prefix("$message.payload#"))
+                    .map(String::from)
+            }
+            None => None,
+        };
+        let mut examples: Vec<Value> = message
+            .get("examples")
+            .and_then(Value::as_array)
+            .map(|list| list.iter().filter_map(|e| e.get("payload").cloned()).collect())
+            .unwrap_or_default();
+        if examples.is_empty() {
+            examples = payload.get("examples").and_then(Value::as_array).cloned().unwrap_or_default();
+        }
+        Ok(MessageSpec { id, name, payload, payload_file, correlation, examples })
+    }
+
+    /// Follows a chain of in-document `$ref`s to the object they name.
+    fn follow(&self, value: &Value) -> Result<Value, AsyncApiError> {
+        let mut current = value.clone();
+        for _ in 0..32 {
+            let Some(reference) = current.get("$ref").and_then(Value::as_str) else { return Ok(current) };
+            let pointer = reference.strip_prefix('#').ok_or_else(|| {
+                self.bad_ref(reference, "only references inside the document are followed here".into())
+            })?;
+            current =
+                self.root.pointer(pointer).cloned().ok_or_else(|| self.bad_ref(reference, "no such pointer".into()))?;
+        }
+        Err(self.bad_ref("", "more than 32 references in a chain".into()))
+    }
+
+    /// A schema with every in-document `$ref` replaced by what it names (cycles stop at depth).
+    fn inline(&self, schema: Value, depth: usize) -> Result<Value, AsyncApiError> {
+        if depth > 32 {
+            return Ok(schema);
+        }
+        Ok(match schema {
+            Value::Object(map) => {
+                if let Some(reference) = map.get("$ref").and_then(Value::as_str).filter(|r| r.starts_with('#')) {
+                    let target = self.follow(&Value::Object(map.clone()))?;
+                    return self.inline(target, depth + 1).map_err(|_| self.bad_ref(reference, "cannot inline".into()));
+                }
+                let mut out = serde_json::Map::new();
+                for (key, value) in map {
+                    out.insert(key, self.inline(value, depth + 1)?);
+                }
+                Value::Object(out)
+            }
+            Value::Array(items) => {
+                Value::Array(items.into_iter().map(|v| self.inline(v, depth + 1)).collect::<Result<_, _>>()?)
+            }
+            other => other,
+        })
+    }
+
+    fn bad_ref(&self, reference: &str, reason: String) -> AsyncApiError {
+        AsyncApiError::Ref { path: self.shown(), reference: reference.to_string(), reason }
+    }
+}
+
+fn push_new(into: &mut Vec<MessageSpec>, messages: Vec<MessageSpec>) {
+    for message in messages {
+        if !into.iter().any(|m| m.name == message.name) {
+            into.push(message);
+        }
+    }
+}
+
+/// The member every message of a side fixes with its own `const` (or one-value `enum`), as a
+/// JSON Pointer: `/type` for Bot Core, `/event` elsewhere. `None` when no member tells every
+/// message apart.
+pub fn discriminator(messages: &[MessageSpec]) -> Option<String> {
+    let constants = |payload: &Value| -> BTreeMap<String, Value> {
+        payload
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|properties| {
+                properties
+                    .iter()
+                    .filter_map(|(name, schema)| {
+                        let fixed = schema.get("const").cloned().or_else(|| {
+                            schema.get("enum").and_then(Value::as_array).filter(|e| e.len() == 1).map(|e| e[0].clone())
+                        });
+                        fixed.map(|value| (name.clone(), value))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let all: Vec<BTreeMap<String, Value>> = messages.iter().map(|m| constants(&m.payload)).collect();
+    let first = all.first()?;
+    first
+        .keys()
+        .find(|name| {
+            let values: Vec<&Value> = all.iter().filter_map(|c| c.get(*name)).collect();
+            let distinct: std::collections::BTreeSet<String> = values.iter().map(|v| v.to_string()).collect();
+            values.len() == all.len() && distinct.len() == all.len()
+        })
+        .map(|name| format!("/{name}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped() -> Document {
+        Document::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/asyncapi.yaml")).unwrap()
+    }
+
+    #[test]
+    fn the_shipped_document_gives_each_side_of_the_core_channel_and_its_request_reply() {
+        let document = shipped();
+        assert_eq!(document.channel_ids(), ["ai", "core"]);
+        let core = document.channel(Some("core")).unwrap();
+        assert_eq!(core.address.as_deref(), Some("/ws"));
+        let sends: Vec<&str> = core.server_sends.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(
+            sends,
+            [
+                "Connected",
+                "MarketData",
+                "ChartUpdate",
+                "PositionUpdate",
+                "TradeExecuted",
+                "AISignalReceived",
+                "BotStatusUpdate",
+                "Error",
+                "Pong"
+            ]
+        );
+        let receives: Vec<&str> = core.server_receives.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(receives, ["Ping", "Authenticate"]);
+        assert_eq!(core.replies.len(), 1);
+        assert_eq!(core.replies[0].replies, ["Pong"]);
+        assert_eq!(discriminator(&core.server_sends).as_deref(), Some("/type"));
+        assert_eq!(discriminator(&core.server_receives).as_deref(), Some("/type"));
+        assert!(core.server_sends[0].payload_file.as_ref().unwrap().ends_with("core/Connected.json"));
+        assert!(matches!(document.channel(None), Err(AsyncApiError::AmbiguousChannel { .. })));
+        assert!(matches!(document.channel(Some("nope")), Err(AsyncApiError::NoChannel { .. })));
+    }
+
+    /// A document in the style of an exchange's public feed: `event` tells messages apart, and
+    /// requests carry a `reqid` that their reply echoes. Written for this test.
+    const FEED: &str = r##"
+asyncapi: 3.0.0
+info: {title: Feed, version: 1.0.0}
+channels:
+  public:
+    address: /
+    messages:
+      ping: {$ref: '#/components/messages/ping'}
+      pong: {$ref: '#/components/messages/pong'}
+      heartbeat: {$ref: '#/components/messages/heartbeat'}
+operations:
+  receivePing:
+    action: receive
+    channel: {$ref: '#/channels/public'}
+    messages: [{$ref: '#/channels/public/messages/ping'}]
+    reply:
+      channel: {$ref: '#/channels/public'}
+      messages: [{$ref: '#/channels/public/messages/pong'}]
+  sendHeartbeat:
+    action: send
+    channel: {$ref: '#/channels/public'}
+    messages: [{$ref: '#/channels/public/messages/heartbeat'}]
+components:
+  messages:
+    ping:
+      payload:
+        type: object
+        properties:
+          event: {const: ping}
+          reqid: {$ref: '#/components/schemas/reqid'}
+      correlationId: {$ref: '#/components/correlationIds/reqid'}
+    pong:
+      payload:
+        type: object
+        properties:
+          event: {const: pong}
+          reqid: {$ref: '#/components/schemas/reqid'}
+      correlationId: {$ref: '#/components/correlationIds/reqid'}
+      examples: [{payload: {event: pong, reqid: 42}}]
+    heartbeat:
+      payload:
+        type: object
+        properties:
+          event: {const: heartbeat}
+  schemas:
+    reqid: {type: integer, minimum: 0}
+  correlationIds:
+    reqid: {location: '$message.payload#/reqid'}
+"##;
+
+    #[test]
+    fn a_third_party_style_document_gives_its_discriminator_replies_and_correlation_ids() {
+        let document = Document::parse(Path::new("feed.yaml"), FEED).unwrap();
+        let public = document.channel(None).unwrap();
+        assert_eq!(public.server_receives.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["ping"]);
+        assert_eq!(public.server_sends.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["heartbeat"]);
+        assert_eq!(
+            public.replies,
+            [ReplySpec {
+                operation: "receivePing".into(),
+                requests: vec!["ping".into()],
+                replies: vec!["pong".into()]
+            }]
+        );
+        let ping = &public.server_receives[0];
+        assert_eq!(ping.correlation.as_deref(), Some("/reqid"));
+        // The in-document $ref is inlined: the payload stands alone.
+        assert_eq!(ping.payload["properties"]["reqid"], serde_json::json!({"type": "integer", "minimum": 0}));
+        let pong = document.message(&serde_json::json!({"$ref": "#/channels/public/messages/pong"})).unwrap();
+        assert_eq!(pong.examples, [serde_json::json!({"event": "pong", "reqid": 42})]);
+        let both = [ping.clone(), pong, public.server_sends[0].clone()];
+        assert_eq!(discriminator(&both).as_deref(), Some("/event"));
+
+        assert!(matches!(
+            Document::parse(Path::new("old.yaml"), "asyncapi: 2.6.0\n"),
+            Err(AsyncApiError::Version { .. })
+        ));
+        assert!(matches!(Document::parse(Path::new("bad.yaml"), "asyncapi: [\n"), Err(AsyncApiError::Parse { .. })));
+    }
+}
