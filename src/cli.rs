@@ -311,6 +311,10 @@ pub struct FuzzArgs {
     /// Where finding bundles are written.
     #[arg(long, default_value = "wsprobe-fuzz", value_name = "DIR")]
     pub out: PathBuf,
+    /// At most this many cases a second (each opens a connection), for a server behind
+    /// per-address limits [default: as fast as the server answers].
+    #[arg(long, value_name = "CASES_PER_S")]
+    pub rate: Option<f64>,
     /// How long the Ping after each input may wait for its Pong (far below the spec's 10 s).
     #[arg(long, default_value = "2s", value_parser = duration_arg)]
     pub probe_timeout: std::time::Duration,

@@ -164,6 +164,26 @@ fn the_reference_server_survives_its_fuzzer_and_bad_bundles_are_usage_errors() {
     assert_eq!(missing.code, 2, "{}", missing.stderr);
     let zero = wsprobe(&["fuzz", "--url", reference.url(), "--cases", "0"]);
     assert_eq!(zero.code, 2, "{}", zero.stderr);
+    let negative = wsprobe(&["fuzz", "--url", reference.url(), "--rate", "-1"]);
+    assert_eq!(negative.code, 2, "{}", negative.stderr);
+
+    // --rate paces the cases (each a connection): 12 at 10 a second cannot take less than 1.1 s.
+    let started = Instant::now();
+    let paced = wsprobe(&[
+        "fuzz",
+        "--url",
+        reference.url(),
+        "--seed",
+        "1",
+        "--cases",
+        "12",
+        "--rate",
+        "10",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(paced.code, 0, "{}{}", paced.stdout, paced.stderr);
+    assert!(started.elapsed() >= Duration::from_millis(1100), "{:?}", started.elapsed());
 
     // A server whose broadcasts are always invalid breaks reply.schema whatever it is sent: no
     // input is to blame, so no finding, and no green either.

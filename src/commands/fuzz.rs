@@ -19,6 +19,9 @@ pub fn run(catalog: Catalog, args: &FuzzArgs, _color: ColorChoice) -> anyhow::Re
         (None, Some(duration)) => Budget::Time(duration),
         (None, None) => Budget::Time(Duration::from_secs(30)),
     };
+    if args.rate.is_some_and(|rate| !(rate > 0.0 && rate.is_finite())) {
+        anyhow::bail!("--rate must be a positive number of cases a second, e.g. --rate 5");
+    }
     if args.probe_timeout.is_zero() {
         anyhow::bail!("--probe-timeout must be more than 0, e.g. 2s");
     }
@@ -50,6 +53,7 @@ pub fn run(catalog: Catalog, args: &FuzzArgs, _color: ColorChoice) -> anyhow::Re
         oversize: args.oversize_bytes,
         shrink_attempts: args.shrink_attempts,
         bundled_server: args.url.is_none(),
+        rate: args.rate,
     };
     if let Err(why) = runtime.block_on(plan.target.baseline(&catalog)) {
         anyhow::bail!(

@@ -43,6 +43,8 @@ pub struct FuzzPlan {
     pub shrink_attempts: usize,
     /// The target is the bundled reference server.
     pub bundled_server: bool,
+    /// At most this many cases (each a fresh connection) a second.
+    pub rate: Option<f64>,
 }
 
 /// A bundle: one finding, enough to send it again.
@@ -147,6 +149,12 @@ pub async fn run(
         };
         if spent {
             break;
+        }
+        // At most `rate` cases (so connections) a second, for servers behind per-address
+        // limits; the schedule is kept from the start, so slow cases are not made up for later.
+        if let Some(rate) = plan.rate {
+            let due = started + Duration::from_secs_f64(index as f64 / rate);
+            tokio::time::sleep_until(due.into()).await;
         }
         let frames = generator.case(plan.seed, index);
         let mut broken = plan.target.run_case(catalog, &frames).await;
