@@ -197,28 +197,17 @@ fn mutate(rng: &mut Rng, template: &Template) -> Vec<(String, String)> {
     members
 }
 
-/// Follows a `$ref` (relative file and JSON Pointer) from `file`, once per level.
+/// Follows `$ref`s (relative file and JSON Pointer) from `file` to the schema they name, as
+/// the validator resolves them; `null` for one it cannot follow or a chain that loops.
 fn resolve(documents: &std::collections::BTreeMap<String, Value>, file: &str, schema: &Value) -> Value {
-    let Some(reference) = schema.get("$ref").and_then(Value::as_str) else { return schema.clone() };
-    let (path, pointer) = reference.split_once('#').unwrap_or((reference, ""));
-    let target = if path.is_empty() {
-        file.to_string()
-    } else {
-        let mut parts: Vec<&str> = file.split('/').collect();
-        parts.pop();
-        for part in path.split('/') {
-            match part {
-                ".." => {
-                    parts.pop();
-                }
-                "." | "" => {}
-                other => parts.push(other),
-            }
-        }
-        parts.join("/")
-    };
-    let found = documents.get(&target).and_then(|d| d.pointer(pointer)).cloned().unwrap_or(Value::Null);
-    resolve(documents, &target, &found)
+    let (mut file, mut schema) = (file.to_string(), schema.clone());
+    for _ in 0..32 {
+        let Some(reference) = schema.get("$ref").and_then(Value::as_str) else { return schema };
+        let Some((target, pointer)) = crate::schema::resolve_reference(&file, reference) else { return Value::Null };
+        schema = documents.get(&target).and_then(|d| d.pointer(&pointer)).cloned().unwrap_or(Value::Null);
+        file = target;
+    }
+    Value::Null
 }
 
 /// Raw JSON values at the edges of a member's schema: its bounds and one either side, zero and

@@ -753,7 +753,7 @@ fn shape_of(shape: &mut Option<ObjectShape>) -> &mut ObjectShape {
 /// `reference` from `file`: the target file and JSON pointer, for references of the form
 /// `[relative or base-URI path]#[/pointer]`. `None` for anything else (anchors, other hosts,
 /// percent-escapes), which jsonschema resolves instead.
-fn resolve(file: &str, reference: &str) -> Option<(String, String)> {
+pub(crate) fn resolve(file: &str, reference: &str) -> Option<(String, String)> {
     let (path, fragment) = reference.split_once('#').unwrap_or((reference, ""));
     if !(fragment.is_empty() || fragment.starts_with('/')) || fragment.contains('%') || path.contains('%') {
         return None;

@@ -7,6 +7,8 @@
 
 pub mod check;
 mod compiled;
+/// A `$ref` from a schema file: the target file and JSON Pointer, for the fuzzer's generator.
+pub(crate) use compiled::resolve as resolve_reference;
 pub mod diff;
 pub mod scan;
 mod source;
