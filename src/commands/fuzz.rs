@@ -28,25 +28,17 @@ pub fn run(catalog: Catalog, args: &FuzzArgs, _color: ColorChoice) -> anyhow::Re
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
     });
-    let network = super::network(&args.connection, args.url.as_deref(), None)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let (server, url) = match &args.url {
-        Some(url) => (None, url.clone()),
-        None => {
-            let (server, _secret) = super::run::start_bundled(args.profile, None)?;
-            let url = server.url().to_string();
-            (Some(server), url)
-        }
-    };
-    runtime.block_on(super::preflight(&url, &network, Duration::from_secs(5), args.wait_for_server))?;
+    let (server, target) = target(
+        &runtime,
+        args.url.as_deref(),
+        args.profile,
+        &args.connection,
+        args.probe_timeout,
+        args.wait_for_server,
+    )?;
     let plan = FuzzPlan {
-        target: Target {
-            url,
-            profile: args.profile,
-            network,
-            probe_timeout: args.probe_timeout,
-            connect_timeout: Duration::from_secs(5),
-        },
+        target,
         seed,
         budget,
         out: args.out.clone(),
@@ -90,4 +82,27 @@ pub fn run(catalog: Catalog, args: &FuzzArgs, _color: ColorChoice) -> anyhow::Re
     // connection breaks with no input at all hides what inputs do to it.
     let clean = report.findings.is_empty() && report.stopped.is_none() && report.without_input.is_empty();
     Ok(if clean { exit::SUCCESS } else { exit::FAILURES })
+}
+
+/// The target of `fuzz` and `replay`: `url`, or the bundled reference server of `profile`
+/// (kept alive by the returned handle), checked reachable.
+pub(super) fn target(
+    runtime: &tokio::runtime::Runtime,
+    url: Option<&str>,
+    profile: crate::profile::Profile,
+    connection: &crate::cli::ConnectionArgs,
+    probe_timeout: Duration,
+    wait_for_server: Option<Duration>,
+) -> anyhow::Result<(Option<reference_server::BackgroundServer>, Target)> {
+    let network = super::network(connection, url, None)?;
+    let (server, url) = match url {
+        Some(url) => (None, url.to_string()),
+        None => {
+            let (server, _secret) = super::run::start_bundled(profile, None)?;
+            let url = server.url().to_string();
+            (Some(server), url)
+        }
+    };
+    runtime.block_on(super::preflight(&url, &network, Duration::from_secs(5), wait_for_server))?;
+    Ok((server, Target { url, profile, network, probe_timeout, connect_timeout: Duration::from_secs(5) }))
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::cli::ReplayArgs;
 use crate::exit;
-use crate::fuzz::exec::{Bystander, Invariant, Target};
+use crate::fuzz::exec::{Bystander, Invariant};
 use crate::fuzz::frame::{Frame, Payload};
 use crate::fuzz::{breaks, Bundle};
 use crate::schema::Catalog;
@@ -17,24 +17,10 @@ pub fn run(catalog: Catalog, args: &ReplayArgs) -> anyhow::Result<u8> {
         print!("{}", scenario(&bundle, &frames, args.probe_timeout).map_err(anyhow::Error::msg)?);
         return Ok(exit::SUCCESS);
     }
-    let network = super::network(&args.connection, args.url.as_deref(), None)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let (server, url) = match &args.url {
-        Some(url) => (None, url.clone()),
-        None => {
-            let (server, _secret) = super::run::start_bundled(bundle.profile, None)?;
-            let url = server.url().to_string();
-            (Some(server), url)
-        }
-    };
-    runtime.block_on(super::preflight(&url, &network, Duration::from_secs(5), None))?;
-    let target = Target {
-        url: url.clone(),
-        profile: bundle.profile,
-        network,
-        probe_timeout: args.probe_timeout,
-        connect_timeout: Duration::from_secs(5),
-    };
+    let (server, target) =
+        super::fuzz::target(&runtime, args.url.as_deref(), bundle.profile, &args.connection, args.probe_timeout, None)?;
+    let url = target.url.clone();
     let invariant = bundle.invariant();
     let observed = runtime.block_on(async {
         let mut bystander = Bystander::new();
