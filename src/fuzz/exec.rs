@@ -205,13 +205,10 @@ impl Target {
         value.get("type").and_then(Value::as_str).map(String::from)
     }
 
-    /// A message the server pushes on its own (every server message type but the replies, Pong
-    /// and Error), by its `type`.
-    fn is_push(&self, catalog: &Catalog, text: &str) -> bool {
-        let kind = serde_json::from_str::<Value>(text).ok().and_then(|v| v.get("type")?.as_str().map(String::from));
-        kind.is_some_and(|kind| {
-            !matches!(kind.as_str(), "Pong" | "Error") && catalog.message(self.server_set(), &kind).is_some()
-        })
+    /// A message the server pushes on its own: any server message type but the replies,
+    /// Pong and Error.
+    fn is_push(&self, catalog: &Catalog, kind: Option<&str>) -> bool {
+        kind.is_some_and(|kind| !matches!(kind, "Pong" | "Error") && catalog.message(self.server_set(), kind).is_some())
     }
 
     fn binary_reply(&self, broken: &mut Vec<Broken>) {
@@ -222,7 +219,7 @@ impl Target {
     pub async fn run_case(&self, catalog: &Catalog, frames: &[Frame]) -> Vec<Broken> {
         let mut broken = Vec::new();
         let Some(mut session) = self.open(catalog, &mut broken).await else { return broken };
-        let mut ended = None;
+        let mut ended = false;
         'send: for frame in frames {
             if !frame.delay.is_zero() {
                 tokio::time::sleep(frame.delay).await;
@@ -238,19 +235,18 @@ impl Target {
         // without pause would otherwise never look settled.
         let settle_until = tokio::time::Instant::now() + SETTLE_MAX;
         let mut quiet_until = tokio::time::Instant::now() + SETTLE;
-        while ended.is_none() && tokio::time::Instant::now() < settle_until.min(quiet_until) {
+        while !ended && tokio::time::Instant::now() < settle_until.min(quiet_until) {
             let wait = settle_until.min(quiet_until).saturating_duration_since(tokio::time::Instant::now());
             match session.recv(wait).await {
                 Event::Timeout => break,
-                event => {
-                    if !matches!(&event, Event::Text(text) if self.is_push(catalog, text)) {
-                        quiet_until = tokio::time::Instant::now() + SETTLE;
-                    }
-                    ended = self.observe(catalog, event, &mut broken);
-                }
+                event => match self.observe(catalog, event, &mut broken) {
+                    Seen::Ended => ended = true,
+                    Seen::Message { push: true } => {}
+                    Seen::Message { push: false } => quiet_until = tokio::time::Instant::now() + SETTLE,
+                },
             }
         }
-        if ended.is_none() {
+        if !ended {
             let probe = format!(r#"{{"type":"Ping","timestamp":{}}}"#, reference_server::now_ms());
             if session.send_text(&probe, SEND_TIMEOUT).await.is_ok() {
                 let deadline = tokio::time::Instant::now() + self.probe_timeout;
@@ -268,19 +264,16 @@ impl Target {
                         break;
                     }
                     let pong = matches!(&event, Event::Text(text) if text.contains("\"Pong\""));
-                    ended = self.observe(catalog, event, &mut broken);
-                    if ended.is_some() {
-                        break;
-                    }
-                    if pong {
+                    ended = self.observe(catalog, event, &mut broken) == Seen::Ended;
+                    if ended || pong {
                         break;
                     }
                 }
             } else {
                 // The write failed: the server ended the connection; read how.
                 let event = session.recv(self.probe_timeout).await;
-                ended = self.observe(catalog, event, &mut broken);
-                if ended.is_none() {
+                ended = self.observe(catalog, event, &mut broken) == Seen::Ended;
+                if !ended {
                     note(
                         &mut broken,
                         Invariant::Unresponsive,
@@ -289,38 +282,46 @@ impl Target {
                 }
             }
         }
-        if ended.is_none() && !broken.iter().any(|b| b.invariant == Invariant::Unresponsive) {
+        if !ended && !broken.iter().any(|b| b.invariant == Invariant::Unresponsive) {
             session.finish(Duration::from_millis(300)).await;
         }
         broken
     }
 
-    /// Judges one event after the input; `Some` when the connection ended.
-    fn observe(&self, catalog: &Catalog, event: Event, broken: &mut Vec<Broken>) -> Option<()> {
+    /// Judges one event after the input.
+    fn observe(&self, catalog: &Catalog, event: Event, broken: &mut Vec<Broken>) -> Seen {
         match event {
             Event::Text(text) => {
-                self.judge_reply(catalog, &text, broken);
-                None
+                let kind = self.judge_reply(catalog, &text, broken);
+                Seen::Message { push: self.is_push(catalog, kind.as_deref()) }
             }
             Event::Binary(_) => {
                 self.binary_reply(broken);
-                None
+                Seen::Message { push: false }
             }
-            Event::Closed(Some((code, _))) if ALLOWED_CLOSE_CODES.contains(&code) => Some(()),
+            Event::Closed(Some((code, _))) if ALLOWED_CLOSE_CODES.contains(&code) => Seen::Ended,
             Event::Closed(frame) => {
                 let what = frame.map_or("a Close without a code".to_string(), |(code, reason)| {
                     format!("Close {code} {reason}").trim_end().to_string()
                 });
                 note(broken, Invariant::CloseCode, format!("the server closed the connection with {what}"));
-                Some(())
+                Seen::Ended
             }
             Event::Dropped(reason) => {
                 note(broken, Invariant::Dropped, format!("the connection ended without a Close frame ({reason})"));
-                Some(())
+                Seen::Ended
             }
-            Event::Timeout => None,
+            Event::Timeout => Seen::Message { push: false },
         }
     }
+}
+
+/// What an event after the input was: a message (one the server pushes on its own, or a
+/// reply), or the end of the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    Message { push: bool },
+    Ended,
 }
 
 /// Keeps the first observation of each invariant.
