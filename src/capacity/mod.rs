@@ -69,6 +69,22 @@ impl Searched {
             _ => Searched::Rate,
         }
     }
+
+    /// The flags that set the first and the highest level, for messages.
+    pub fn flags(self) -> (&'static str, &'static str) {
+        match self {
+            Searched::Rate => ("--start-rate", "--max-rate"),
+            Searched::Connections => ("--start-connections", "--max-connections"),
+        }
+    }
+
+    /// What a level is called in a sentence.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Searched::Rate => "rate",
+            Searched::Connections => "connection count",
+        }
+    }
 }
 
 /// Ramp factor between steps before anything breaks.
@@ -82,10 +98,7 @@ impl CapacityPlan {
     }
 
     pub fn check(&self) -> Result<(), String> {
-        let (start, max) = match self.searched() {
-            Searched::Rate => ("--start-rate", "--max-rate"),
-            Searched::Connections => ("--start-connections", "--max-connections"),
-        };
+        let (start, max) = self.searched().flags();
         if !(self.start >= 1.0 && self.start.is_finite()) {
             return Err(format!("{start} must be at least 1"));
         }
@@ -271,10 +284,8 @@ pub fn search(
     let mut cadence: Option<f64> = None;
     let (started, wall_start) = (std::time::Instant::now(), std::time::SystemTime::now());
     let mut intervals = Vec::new();
-    let main = match plan.searched() {
-        Searched::Rate => crate::load::recorder::Metric::Corrected,
-        Searched::Connections => crate::load::recorder::Metric::Push,
-    };
+    // The metric every step's load run itself calls its main latency.
+    let main = load::main_metric(&plan.at_level(plan.start));
     // Each step is measured once: a level is never run twice.
     let bound = loop {
         progress(Progress::Starting { number: steps.len() + 1, level });

@@ -47,10 +47,7 @@ fn capacity(report: &CapacityReport, per_s: f64) -> String {
 
 /// The verdict in one sentence.
 pub fn conclusion(report: &CapacityReport) -> String {
-    let (start, max, level) = match report.searched {
-        Searched::Rate => ("--start-rate", "--max-rate", "rate"),
-        Searched::Connections => ("--start-connections", "--max-connections", "connection count"),
-    };
+    let ((start, max), level) = (report.searched.flags(), report.searched.noun());
     let broke = |broken: &[super::Breakage]| broken.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
     match (report.capacity_per_s, report.bound) {
         (Some(per_s), Bound::Server) => format!(

@@ -242,7 +242,7 @@ async fn drive(
 }
 
 /// The latency a mode exists to measure.
-fn main_metric(plan: &LoadPlan) -> Metric {
+pub(crate) fn main_metric(plan: &LoadPlan) -> Metric {
     match (plan.mode, plan.rate) {
         (Mode::Ping, Some(_)) => Metric::Corrected,
         (Mode::Ping, None) => Metric::Uncorrected,
