@@ -168,6 +168,8 @@ pub struct ValidateArgs {
     /// Which endpoint's messages these are.
     #[arg(long, value_enum, default_value_t = Profile::Core)]
     pub profile: Profile,
+    #[command(flatten)]
+    pub document: DocumentArgs,
     /// Messages sent by the server (the default) or by a client (Ping, Authenticate).
     #[arg(long, value_enum, default_value_t = Direction::Server)]
     pub direction: Direction,
@@ -180,6 +182,28 @@ pub struct ValidateArgs {
     /// Files to check; `-` reads standard input.
     #[arg(required = true, value_name = "FILE|-")]
     pub files: Vec<String>,
+}
+
+/// A target described by an AsyncAPI document instead of a shipped profile. Shared by every
+/// command that reads a profile.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "AsyncAPI")]
+pub struct DocumentArgs {
+    /// Describe the target with this AsyncAPI 3.x document (YAML or JSON) instead of --profile:
+    /// its messages, request/reply operations and correlation ids drive the command.
+    #[arg(long, value_name = "FILE", conflicts_with = "profile")]
+    pub asyncapi: Option<PathBuf>,
+    /// The document's channel to use, when it has several.
+    #[arg(long, value_name = "ID", requires = "asyncapi")]
+    pub channel: Option<String>,
+    /// The member that names each message, as a JSON Pointer (/event). Inferred when left out:
+    /// the member whose `const` tells every message apart.
+    #[arg(long, value_name = "POINTER", requires = "asyncapi")]
+    pub discriminator: Option<String>,
+    /// Connect to the document's server ID (its host and pathname, and the channel's address)
+    /// instead of --url.
+    #[arg(long = "server", value_name = "ID", requires = "asyncapi")]
+    pub server: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -198,6 +222,8 @@ pub struct SuiteArgs {
     pub url: Option<String>,
     #[arg(long, value_enum, default_value_t = Profile::Core)]
     pub profile: Profile,
+    #[command(flatten)]
+    pub document: DocumentArgs,
     /// Extra scenario files or folders of them, run after the built-in suite.
     #[arg(long = "scenario", value_name = "PATH")]
     pub scenarios: Vec<PathBuf>,
@@ -298,6 +324,8 @@ pub struct FuzzArgs {
     pub url: Option<String>,
     #[arg(long, value_enum, default_value_t = Profile::Core)]
     pub profile: Profile,
+    #[command(flatten)]
+    pub document: DocumentArgs,
     /// The same seed (and --cases) gives the same inputs, so the same findings in the same
     /// order [default: a random seed, printed].
     #[arg(long)]
@@ -347,6 +375,11 @@ pub struct ReplayArgs {
     /// How long the Ping after the input may wait for its Pong.
     #[arg(long, default_value = "2s", value_parser = duration_arg)]
     pub probe_timeout: std::time::Duration,
+    /// Replay under this shipped profile instead of the bundle's.
+    #[arg(long, value_enum)]
+    pub profile: Option<Profile>,
+    #[command(flatten)]
+    pub document: DocumentArgs,
     /// Print the bundle as a scenario case (YAML) instead of replaying it: a regression case for scenarios/.
     #[arg(long)]
     pub scenario: bool,
@@ -412,6 +445,8 @@ pub struct LoadArgs {
     pub url: Option<String>,
     #[arg(long, value_enum, default_value_t = Profile::Core)]
     pub profile: Profile,
+    #[command(flatten)]
+    pub document: DocumentArgs,
     #[arg(long, default_value_t = 10)]
     pub connections: usize,
     /// How long to run (e.g. 10s, 1m; at most 1h).
@@ -422,6 +457,11 @@ pub struct LoadArgs {
     pub ramp_up: std::time::Duration,
     #[arg(long, value_enum, default_value_t = crate::load::plan::Mode::Ping)]
     pub mode: crate::load::plan::Mode,
+    /// Ping mode: the request/reply operation to time, by its id in the profile's AsyncAPI
+    /// document. Replies are matched by correlation id where the document declares one, else in
+    /// order. Default: the profile's only one (the heartbeat Ping → Pong for core and ai).
+    #[arg(long, value_name = "ID")]
+    pub operation: Option<String>,
     /// Open loop: Pings per second in total, paced on a schedule; without it, closed loop.
     #[arg(long)]
     pub rate: Option<f64>,

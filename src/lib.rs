@@ -1,6 +1,5 @@
 //! wsprobe: conformance harness and load generator for the Bot Core WebSocket protocol.
 
-pub mod asyncapi;
 pub mod byte_search;
 pub mod capacity;
 pub mod capture;

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::profile::Profile;
 use crate::scenario::{BroadcastPolicy, Level};
 use crate::session::{Recorded, TranscriptEntry};
 
@@ -87,7 +86,8 @@ pub struct RunReport {
     pub target: String,
     /// True when the target is the reference server wsprobe started itself.
     pub bundled: bool,
-    pub profile: Profile,
+    /// The profile's name: `core`, `ai`, or a document's channel (`feed.yaml#public`).
+    pub profile: String,
     pub cases: Vec<CaseReport>,
     pub duration: Duration,
     /// Advice about the run as a whole, e.g. that the target looks like the other profile.

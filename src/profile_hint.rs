@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::profile::{Direction, MessageSet, Profile};
+use crate::profile::{Direction, MessageSet, ProfileSpec};
 use crate::schema::Catalog;
 
 /// Distinct types remembered; more are counted together, so a flood of odd types stays small.
@@ -59,32 +59,25 @@ fn message_type(text: &str) -> Option<String> {
     }
 }
 
-/// The other endpoint's profile.
-pub fn other(profile: Profile) -> Profile {
-    match profile {
-        Profile::Core => Profile::Ai,
-        Profile::Ai => Profile::Core,
-    }
-}
-
 /// A hint when more received messages have types that only the other profile defines than
 /// types that only the chosen profile defines. Types both define (Pong, Error,
-/// AISignalReceived) say nothing either way. `counts` holds every received type.
-pub fn hint(catalog: &Catalog, chosen: Profile, counts: &BTreeMap<String, u64>) -> Option<String> {
-    let (here, there) = sets(chosen);
+/// AISignalReceived) say nothing either way. `counts` holds every received type. Only a
+/// shipped profile has another to mistake it for.
+pub fn hint(chosen: &ProfileSpec, counts: &BTreeMap<String, u64>) -> Option<String> {
+    let (catalog, here, there) = sets(chosen)?;
     let own: u64 = counts
         .iter()
         .filter(|(t, _)| catalog.message(here, t).is_some() && catalog.message(there, t).is_none())
         .map(|(_, n)| n)
         .sum();
-    hint_from(catalog, chosen, counts, own)
+    hint_from(chosen, counts, own)
 }
 
 /// The same decision from the types the chosen profile does not define (`foreign`, which may
 /// hold others too) and a count of messages whose types only the chosen profile defines, as
 /// the load generator keeps them.
-pub fn hint_from(catalog: &Catalog, chosen: Profile, foreign: &BTreeMap<String, u64>, own: u64) -> Option<String> {
-    let (here, there) = sets(chosen);
+pub fn hint_from(chosen: &ProfileSpec, foreign: &BTreeMap<String, u64>, own: u64) -> Option<String> {
+    let (catalog, here, there) = sets(chosen)?;
     let theirs: Vec<(&str, u64)> = foreign
         .iter()
         .filter(|(t, _)| catalog.message(here, t).is_none() && catalog.message(there, t).is_some())
@@ -94,21 +87,28 @@ pub fn hint_from(catalog: &Catalog, chosen: Profile, foreign: &BTreeMap<String, 
     if n == 0 || n <= own {
         return None;
     }
-    let other = other(chosen);
+    let other = chosen.other?;
     let names: Vec<&str> = theirs.iter().map(|(t, _)| *t).collect();
     Some(format!(
-        "{n} received message(s) are of types only the {other} profile defines ({}), against {own} of types only the {chosen} profile defines: this looks like the {other} endpoint; pass --profile {other}",
+        "{n} received message(s) are of types only the {other} profile defines ({}), against {own} of types only the {} profile defines: this looks like the {other} endpoint; pass --profile {other}",
         names.join(", "),
+        chosen.name,
     ))
 }
 
-fn sets(chosen: Profile) -> (MessageSet, MessageSet) {
-    (MessageSet::of(chosen, Direction::Server), MessageSet::of(other(chosen), Direction::Server))
+/// The catalog, the chosen profile's server set and the other profile's.
+fn sets(chosen: &ProfileSpec) -> Option<(&Catalog, MessageSet, MessageSet)> {
+    Some((&chosen.catalog, chosen.server, MessageSet::of(chosen.other?, Direction::Server)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::profile::Profile;
+
+    fn hint_for(chosen: Profile, counts: &BTreeMap<String, u64>) -> Option<String> {
+        hint(&ProfileSpec::builtin(chosen), counts)
+    }
 
     fn tally(texts: &[&str]) -> TypeTally {
         let mut tally = TypeTally::default();
@@ -118,7 +118,6 @@ mod tests {
 
     #[test]
     fn the_ai_endpoint_under_the_core_profile_gives_a_hint() {
-        let catalog = Catalog::embedded().unwrap();
         // Shared types (Pong, AISignalReceived) outnumber the welcome, and do not dilute it.
         let t = tally(&[
             r#"{"type":"connection","message":"hi"}"#,
@@ -127,28 +126,26 @@ mod tests {
             r#"{"type":"AISignalReceived"}"#,
             r#"{"type":"connection"}"#,
         ]);
-        let hint = hint(&catalog, Profile::Core, t.counts()).expect("a hint");
+        let hint = hint_for(Profile::Core, t.counts()).expect("a hint");
         assert!(hint.contains("pass --profile ai") && hint.starts_with("2 received"), "{hint}");
-        assert_eq!(super::hint(&catalog, Profile::Ai, t.counts()), None);
+        assert_eq!(hint_for(Profile::Ai, t.counts()), None);
     }
 
     #[test]
     fn the_core_endpoint_under_the_ai_profile_gives_a_hint() {
-        let catalog = Catalog::embedded().unwrap();
         let t = tally(&[r#"{"type":"Connected"}"#, r#"{"type":"MarketData"}"#, r#"{"type":"Pong"}"#]);
-        let hint = hint(&catalog, Profile::Ai, t.counts()).expect("a hint");
+        let hint = hint_for(Profile::Ai, t.counts()).expect("a hint");
         assert!(hint.contains("pass --profile core"), "{hint}");
     }
 
     #[test]
     fn own_types_garbage_and_nothing_give_none() {
-        let catalog = Catalog::embedded().unwrap();
         let t = tally(&[r#"{"type":"Pong"}"#, "not json", r#"{"type":"Nonsense"}"#]);
-        assert_eq!(hint(&catalog, Profile::Core, t.counts()), None);
+        assert_eq!(hint_for(Profile::Core, t.counts()), None);
         // A core server that once sends the AI welcome is still a core server.
         let t = tally(&[r#"{"type":"Connected"}"#, r#"{"type":"MarketData"}"#, r#"{"type":"connection"}"#]);
-        assert_eq!(hint(&catalog, Profile::Core, t.counts()), None);
-        assert_eq!(hint(&catalog, Profile::Core, &BTreeMap::new()), None);
+        assert_eq!(hint_for(Profile::Core, t.counts()), None);
+        assert_eq!(hint_for(Profile::Core, &BTreeMap::new()), None);
     }
 
     #[test]

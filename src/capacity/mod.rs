@@ -14,7 +14,6 @@
 
 pub mod report;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -24,7 +23,6 @@ use crate::load::interval_log::{Interval, IntervalLog};
 use crate::load::plan::LoadPlan;
 use crate::load::summary::{LoadSummary, Stats};
 use crate::load::{self, LoadError, Outputs};
-use crate::schema::Catalog;
 
 /// What to search and how.
 #[derive(Debug, Clone)]
@@ -274,7 +272,6 @@ pub enum Progress<'a> {
 /// Runs the search.
 pub fn search(
     plan: &CapacityPlan,
-    catalog: Arc<Catalog>,
     mut progress: impl FnMut(Progress<'_>),
 ) -> Result<CapacityReport, LoadError> {
     let mut steps: Vec<Step> = Vec::new();
@@ -290,7 +287,7 @@ pub fn search(
     let bound = loop {
         progress(Progress::Starting { number: steps.len() + 1, level });
         let offset = started.elapsed();
-        let (step, log) = run_step(plan, catalog.clone(), level, cadence)?;
+        let (step, log) = run_step(plan, level, cadence)?;
         let tag = format!("step{}-{level:.0}", steps.len() + 1);
         for interval in log.into_iter().flat_map(|log| log.intervals) {
             if interval.tag.as_deref() == Some(main.name()) {
@@ -371,12 +368,7 @@ fn next_level(plan: &CapacityPlan, last_good: Option<f64>, first_bad: Option<f64
 
 /// One load run at `level`, judged over its measured window; `cadence` is push mode's
 /// per-connection cadence from the first step, once there is one.
-fn run_step(
-    plan: &CapacityPlan,
-    catalog: Arc<Catalog>,
-    level: f64,
-    cadence: Option<f64>,
-) -> Result<(Step, Option<IntervalLog>), LoadError> {
+fn run_step(plan: &CapacityPlan, level: f64, cadence: Option<f64>) -> Result<(Step, Option<IntervalLog>), LoadError> {
     let load_plan = plan.at_level(level);
     let connections = load_plan.connections;
     let outputs = Outputs {
@@ -388,7 +380,7 @@ fn run_step(
         shard: None,
         keep_log: true,
     };
-    let (summary, log) = load::run_keeping_log(load_plan, catalog, outputs)?;
+    let (summary, log) = load::run_keeping_log(load_plan, outputs)?;
     let log = log.as_deref().and_then(|bytes| IntervalLog::parse(bytes).ok());
     let measured = measured_summary(&summary, log.as_ref(), plan);
     let load = match plan.searched() {
@@ -547,7 +539,12 @@ mod tests {
         CapacityPlan {
             load: LoadPlan {
                 url: "ws://127.0.0.1:9/ws".into(),
-                profile: crate::profile::Profile::Core,
+                profile: std::sync::Arc::new(crate::profile::ProfileSpec::builtin(crate::profile::Profile::Core)),
+                operation: crate::load::operation::Operation::of(
+                    &crate::profile::ProfileSpec::builtin(crate::profile::Profile::Core),
+                    None,
+                )
+                .unwrap(),
                 mode: crate::load::plan::Mode::Ping,
                 connections: 10,
                 duration: Duration::from_secs(1),

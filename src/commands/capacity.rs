@@ -10,6 +10,7 @@ use crate::capacity::{self, report, CapacityPlan, Progress};
 use crate::cli::CapacityArgs;
 use crate::exit;
 use crate::load::plan::{ClockOffset, LoadPlan, Mode};
+use crate::load::operation::Operation;
 use crate::schema::Catalog;
 
 /// The searched levels and the fixed connections, from the flags of the mode: a flag of the
@@ -47,10 +48,13 @@ fn levels(args: &CapacityArgs) -> anyhow::Result<(f64, f64, usize)> {
 pub fn run(catalog: Catalog, args: &CapacityArgs) -> anyhow::Result<u8> {
     let (start, max, connections) = levels(args)?;
     let push = args.mode == Mode::Push;
+    let profile = Arc::new(super::profile_spec(catalog, args.profile, &Default::default())?);
+    let operation = Operation::of(&profile, None).map_err(anyhow::Error::msg)?;
     let mut plan = CapacityPlan {
         load: LoadPlan {
             url: args.url.clone().unwrap_or_default(),
-            profile: args.profile,
+            profile,
+            operation,
             mode: args.mode,
             connections,
             duration: args.warmup + args.step_duration,
@@ -123,7 +127,7 @@ pub fn run(catalog: Catalog, args: &CapacityArgs) -> anyhow::Result<u8> {
     )?;
     out.flush()?;
     let show = !args.no_progress;
-    let report = capacity::search(&plan, Arc::new(catalog), |progress| {
+    let report = capacity::search(&plan, |progress| {
         if !show {
             return;
         }

@@ -5,10 +5,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::cli::{ColorChoice, FuzzArgs, RunFormat};
+use std::sync::Arc;
+
+use crate::cli::{ColorChoice, DocumentArgs, FuzzArgs, RunFormat};
 use crate::exit;
 use crate::fuzz::exec::Target;
 use crate::fuzz::{report, Budget, FuzzPlan};
+use crate::load::operation::Operation;
+use crate::profile::ProfileSpec;
 use crate::schema::Catalog;
 
 pub fn run(catalog: Catalog, args: &FuzzArgs, _color: ColorChoice) -> anyhow::Result<u8> {
@@ -29,14 +33,17 @@ pub fn run(catalog: Catalog, args: &FuzzArgs, _color: ColorChoice) -> anyhow::Re
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
     });
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let profile = super::profile_spec(catalog, args.profile, &args.document)?;
     let (server, target) = target(
         &runtime,
         args.url.as_deref(),
-        args.profile,
+        &args.document,
+        profile,
         &args.connection,
         args.probe_timeout,
         args.wait_for_server,
     )?;
+    let catalog = target.profile.catalog.clone();
     let plan = FuzzPlan {
         target,
         seed,
@@ -44,7 +51,7 @@ pub fn run(catalog: Catalog, args: &FuzzArgs, _color: ColorChoice) -> anyhow::Re
         out: args.out.clone(),
         oversize: args.oversize_bytes,
         shrink_attempts: args.shrink_attempts,
-        bundled_server: args.url.is_none(),
+        bundled_server: server.is_some(),
         rate: args.rate,
     };
     if let Err(why) = runtime.block_on(plan.target.baseline(&catalog)) {
@@ -84,25 +91,37 @@ pub fn run(catalog: Catalog, args: &FuzzArgs, _color: ColorChoice) -> anyhow::Re
     Ok(if clean { exit::SUCCESS } else { exit::FAILURES })
 }
 
-/// The target of `fuzz` and `replay`: `url`, or the bundled reference server of `profile`
-/// (kept alive by the returned handle), checked reachable.
+/// The target of `fuzz` and `replay`: `url` (or the document's `--server`), or the bundled
+/// reference server of `profile` (kept alive by the returned handle), checked reachable.
 pub(super) fn target(
     runtime: &tokio::runtime::Runtime,
     url: Option<&str>,
-    profile: crate::profile::Profile,
+    document: &DocumentArgs,
+    profile: ProfileSpec,
     connection: &crate::cli::ConnectionArgs,
     probe_timeout: Duration,
     wait_for_server: Option<Duration>,
 ) -> anyhow::Result<(Option<reference_server::BackgroundServer>, Target)> {
-    let network = super::network(connection, url, None)?;
-    let (server, url) = match url {
-        Some(url) => (None, url.to_string()),
-        None => {
-            let (server, _secret) = super::run::start_bundled(profile, None)?;
+    let probe = Operation::probe(&profile).map_err(|why| anyhow::anyhow!("cannot fuzz {}: {why}", profile.name))?;
+    let url = super::target_url(url, document, &profile)?;
+    let network = super::network(connection, url.as_deref(), None)?;
+    let (server, url) = match (url, profile.bundled) {
+        (Some(url), _) => (None, url),
+        (None, implemented) => {
+            let implemented = implemented.expect("target_url leaves the URL out only for a bundled profile");
+            let (server, _secret) = super::run::start_bundled(implemented, None)?;
             let url = server.url().to_string();
             (Some(server), url)
         }
     };
     runtime.block_on(super::preflight(&url, &network, Duration::from_secs(5), wait_for_server))?;
-    Ok((server, Target { url, profile, network, probe_timeout, connect_timeout: Duration::from_secs(5) }))
+    let target = Target {
+        url,
+        profile: Arc::new(profile),
+        probe,
+        network,
+        probe_timeout,
+        connect_timeout: Duration::from_secs(5),
+    };
+    Ok((server, target))
 }

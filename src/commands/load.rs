@@ -9,6 +9,7 @@ use anyhow::{bail, Context};
 
 use crate::cli::LoadArgs;
 use crate::exit;
+use crate::load::operation::Operation;
 use crate::load::plan::LoadPlan;
 use crate::load::summary::Verdict;
 use crate::load::{self, summary, Outputs};
@@ -18,9 +19,14 @@ pub fn run(catalog: Catalog, args: &LoadArgs) -> anyhow::Result<u8> {
     if [&args.json, &args.hdr_log].iter().all(|p| p.as_deref().is_some_and(crate::cli::is_stdout)) {
         bail!("--json - and --hdr-log - would both write to standard output; send one of them to a file");
     }
+    let profile = Arc::new(super::profile_spec(catalog, args.profile, &args.document)?);
+    let operation = Operation::of(&profile, args.operation.as_deref()).map_err(anyhow::Error::msg)?;
+    let url = super::target_url(args.url.as_deref(), &args.document, &profile)?;
+    let bundled = url.is_none();
     let mut plan = LoadPlan {
-        url: args.url.clone().unwrap_or_default(),
-        profile: args.profile,
+        url: url.clone().unwrap_or_default(),
+        profile: profile.clone(),
+        operation,
         mode: args.mode,
         connections: args.connections,
         duration: args.duration,
@@ -33,19 +39,19 @@ pub fn run(catalog: Catalog, args: &LoadArgs) -> anyhow::Result<u8> {
         max_message_bytes: args.max_message_bytes,
         clock_offset: args.clock_offset,
         max_connect_failure_rate: args.max_connect_failures,
-        network: super::network(&args.connection, args.url.as_deref(), args.source_ip.clone())?,
+        network: super::network(&args.connection, url.as_deref(), args.source_ip.clone())?,
     };
     if let Some(shard) = args.shard {
         plan.connections = shard.connections(args.connections).map_err(anyhow::Error::msg)?;
         plan.rate = args.rate.map(|rate| shard.rate(rate, args.connections)).transpose().map_err(anyhow::Error::msg)?;
     }
     plan.check().map_err(anyhow::Error::msg)?;
-    let bundled = args.url.is_none();
     raise_fd_limit(args.connections * if bundled { 2 } else { 1 } + 256)?;
 
     let mut notes = Vec::new();
     let server = if bundled {
-        let server = start_bundled(args.profile, args.server_threads, args.server_tick)?;
+        let implemented = profile.bundled.expect("target_url leaves the URL out only for a bundled profile");
+        let server = start_bundled(implemented, args.server_threads, args.server_tick)?;
         notes.push(format!(
             "bundled reference server on its own {} thread(s); its 100-messages-a-minute rate limit is lifted for load",
             args.server_threads
@@ -79,7 +85,7 @@ pub fn run(catalog: Catalog, args: &LoadArgs) -> anyhow::Result<u8> {
         shard: args.shard,
         keep_log: args.html.is_some(),
     };
-    let (summary, hlog) = load::run_keeping_log(plan, Arc::new(catalog), outputs)?;
+    let (summary, hlog) = load::run_keeping_log(plan, outputs)?;
     if let Some(path) = &args.html {
         let log = match &hlog {
             Some(bytes) => {

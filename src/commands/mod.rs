@@ -17,9 +17,11 @@ use anyhow::Context;
 
 use std::sync::Arc;
 
-use crate::cli::{Cli, Command, ConnectionArgs};
+use crate::cli::{Cli, Command, ConnectionArgs, DocumentArgs};
 use crate::exit;
 use crate::network::{Network, ProxyPolicy, SourceAddresses, TlsSettings};
+use crate::profile::asyncapi::Document;
+use crate::profile::{Profile, ProfileSpec};
 use crate::schema::{Catalog, SchemaSource};
 use crate::session::{ConnectError, ConnectOptions, Session};
 
@@ -43,7 +45,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let catalog = load_catalog(&cli)?;
     match cli.command {
         Command::Completions { .. } | Command::Man => Ok(exit::SUCCESS),
-        Command::Validate(args) => validate::run(&catalog, &args, stdout),
+        Command::Validate(args) => validate::run(catalog, &args, stdout),
         Command::Schemas { command } => schemas::run(&catalog, &command, stdout),
         Command::Load(args) => {
             drop(stdout);
@@ -94,6 +96,38 @@ fn load_catalog(cli: &Cli) -> anyhow::Result<Catalog> {
                 SchemaSource::from_dir(dir).with_context(|| format!("cannot load --schemas {}", dir.display()))?;
             Catalog::compile(&source).with_context(|| format!("schemas in {} are not usable", dir.display()))
         }
+    }
+}
+
+/// The profile a command talks to: a shipped one over `catalog` (the embedded schemas or
+/// `--schemas`), or a channel of `--asyncapi`.
+fn profile_spec(catalog: Catalog, profile: Profile, document: &DocumentArgs) -> anyhow::Result<ProfileSpec> {
+    let Some(path) = &document.asyncapi else {
+        return ProfileSpec::shipped(profile, Arc::new(catalog)).context("the shipped schemas/asyncapi.yaml (a build defect)");
+    };
+    let loaded = Document::load(path)?;
+    let spec = ProfileSpec::from_document(&loaded, document.channel.as_deref(), document.discriminator.as_deref())?;
+    Ok(spec)
+}
+
+/// The URL to connect to: `--url`, else the document's `--server`; `None` leaves it to the
+/// bundled server, which only stands in for a profile it implements.
+fn target_url(url: Option<&str>, document: &DocumentArgs, spec: &ProfileSpec) -> anyhow::Result<Option<String>> {
+    match (url, &document.server) {
+        (Some(_), Some(_)) => anyhow::bail!("--url and --server both name the target; pass one"),
+        (Some(url), None) => Ok(Some(url.to_string())),
+        (None, Some(server)) => {
+            let path = document.asyncapi.as_deref().expect("clap requires --asyncapi with --server");
+            let loaded = Document::load(path)?;
+            let channel = loaded.channel(document.channel.as_deref())?;
+            let url = loaded.server_url(server, &channel)?;
+            Ok(Some(crate::target::parse_ws_url(&url).map_err(anyhow::Error::msg)?))
+        }
+        (None, None) if spec.bundled.is_some() => Ok(None),
+        (None, None) => anyhow::bail!(
+            "{} describes a server wsprobe does not bundle: pass --url ws://HOST:PORT/PATH, or --server ID for one of the document's servers",
+            spec.name
+        ),
     }
 }
 

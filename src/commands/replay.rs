@@ -8,6 +8,7 @@ use crate::exit;
 use crate::fuzz::exec::{Bystander, Invariant};
 use crate::fuzz::frame::{Frame, Payload};
 use crate::fuzz::{breaks, Bundle};
+use crate::profile::Profile;
 use crate::schema::Catalog;
 
 pub fn run(catalog: Catalog, args: &ReplayArgs) -> anyhow::Result<u8> {
@@ -17,9 +18,31 @@ pub fn run(catalog: Catalog, args: &ReplayArgs) -> anyhow::Result<u8> {
         print!("{}", scenario(&bundle, &frames, args.probe_timeout).map_err(anyhow::Error::msg)?);
         return Ok(exit::SUCCESS);
     }
+    let profile = match (&args.document.asyncapi, args.profile) {
+        (None, Some(profile)) => super::profile_spec(catalog, profile, &args.document)?,
+        (Some(_), _) => super::profile_spec(catalog, Profile::Core, &args.document)?,
+        (None, None) => {
+            let shipped = <Profile as clap::ValueEnum>::from_str(&bundle.profile, false).map_err(|_| {
+                anyhow::anyhow!(
+                    "{} was found on {}, which is not a shipped profile: pass the document it came from with --asyncapi FILE (and --channel ID)",
+                    args.bundle.display(),
+                    bundle.profile
+                )
+            })?;
+            super::profile_spec(catalog, shipped, &args.document)?
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let (server, target) =
-        super::fuzz::target(&runtime, args.url.as_deref(), bundle.profile, &args.connection, args.probe_timeout, None)?;
+    let (server, target) = super::fuzz::target(
+        &runtime,
+        args.url.as_deref(),
+        &args.document,
+        profile,
+        &args.connection,
+        args.probe_timeout,
+        None,
+    )?;
+    let catalog = target.profile.catalog.clone();
     let url = target.url.clone();
     let invariant = bundle.invariant();
     let observed = runtime.block_on(async {

@@ -8,23 +8,29 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use tokio::sync::mpsc;
 
-use crate::cli::{ColorChoice, RunArgs, RunFormat};
+use crate::cli::{ColorChoice, RunArgs, RunFormat, SuiteArgs};
 use crate::exit;
 use crate::outcome::Status;
-use crate::profile::Profile;
+use crate::profile::{Profile, ProfileSpec};
 use crate::report::run::{self as reporters, Style};
 use crate::runner::{self, RunEvent, RunSettings};
-use crate::scenario::loader;
+use crate::scenario::{derived, loader};
 use crate::schema::Catalog;
 
-/// The cases to run: the built-in suite (unless left out) and the user's files, filtered.
+/// The cases to run: the built-in suite (unless left out) and the user's files, filtered. The
+/// built-in suite is the shipped scenario files for a shipped profile, and the suite derived
+/// from the document for one read from AsyncAPI.
 pub(super) fn planned_cases(
     no_builtin: bool,
     scenarios: &[std::path::PathBuf],
     filter: Option<&str>,
-    profile: Profile,
+    profile: &ProfileSpec,
 ) -> anyhow::Result<Vec<runner::PlannedCase>> {
-    let mut suites = if no_builtin { Vec::new() } else { loader::builtin().context("the built-in suite")? };
+    let mut suites = match (no_builtin, profile.shipped) {
+        (true, _) => Vec::new(),
+        (false, Some(_)) => loader::builtin().context("the built-in suite")?,
+        (false, None) => vec![derived::suite(profile)],
+    };
     suites.extend(loader::from_paths(scenarios)?);
     loader::check_unique_ids(&suites)?;
     if suites.is_empty() {
@@ -35,17 +41,44 @@ pub(super) fn planned_cases(
         bail!(
             "no case matches --filter {:?} on the {} profile; case ids look like heartbeat.pong",
             filter.unwrap_or("*"),
-            profile
+            profile.name
         );
     }
     Ok(planned)
 }
 
-pub fn run(catalog: Catalog, args: &RunArgs, color: ColorChoice) -> anyhow::Result<u8> {
-    let planned =
-        planned_cases(args.suite.no_builtin, &args.suite.scenarios, args.suite.filter.as_deref(), args.suite.profile)?;
+/// What `run` and `snapshot` test: the profile, its cases, and the server (the bundled one
+/// when no URL is given), reached through the connection flags.
+pub(super) struct SuiteTarget {
+    pub profile: Arc<ProfileSpec>,
+    pub planned: Vec<runner::PlannedCase>,
+    pub bundled: Option<(reference_server::BackgroundServer, String)>,
+    pub url: String,
+    pub jwt_secret: Option<String>,
+    pub network: Arc<crate::network::Network>,
+}
 
+pub(super) fn suite_target(catalog: Catalog, suite: &SuiteArgs, seed: Option<u64>) -> anyhow::Result<SuiteTarget> {
+    let profile = Arc::new(super::profile_spec(catalog, suite.profile, &suite.document)?);
+    let planned = planned_cases(suite.no_builtin, &suite.scenarios, suite.filter.as_deref(), &profile)?;
+    let url = super::target_url(suite.url.as_deref(), &suite.document, &profile)?;
+    let bundled = match (&url, profile.bundled) {
+        (None, Some(implemented)) => Some(start_bundled(implemented, seed)?),
+        _ => None,
+    };
+    let (url, jwt_secret) = match (&bundled, url) {
+        (Some((server, secret)), _) => (server.url().to_string(), Some(secret.clone())),
+        (None, url) => (url.unwrap_or_default(), suite.jwt_secret.clone()),
+    };
+    let network = super::network(&suite.connection, bundled.is_none().then_some(url.as_str()), None)?;
+    Ok(SuiteTarget { profile, planned, bundled, url, jwt_secret, network })
+}
+
+pub fn run(catalog: Catalog, args: &RunArgs, color: ColorChoice) -> anyhow::Result<u8> {
     if args.list {
+        let profile = super::profile_spec(catalog, args.suite.profile, &args.suite.document)?;
+        let planned =
+            planned_cases(args.suite.no_builtin, &args.suite.scenarios, args.suite.filter.as_deref(), &profile)?;
         let mut out = std::io::stdout().lock();
         let width = planned.iter().map(|p| p.case.id.len()).max().unwrap_or(0);
         for p in &planned {
@@ -62,23 +95,16 @@ pub fn run(catalog: Catalog, args: &RunArgs, color: ColorChoice) -> anyhow::Resu
                 case.description
             )?;
         }
-        writeln!(out, "{} case(s) on the {} profile", planned.len(), args.suite.profile)?;
+        writeln!(out, "{} case(s) on the {} profile", planned.len(), profile.name)?;
         return Ok(exit::SUCCESS);
     }
 
     // The bundled server gets its own runtime and thread, so the harness never competes with it.
-    let bundled = match &args.suite.url {
-        Some(_) => None,
-        None => Some(start_bundled(args.suite.profile, None)?),
-    };
-    let (url, jwt_secret) = match &bundled {
-        Some((server, secret)) => (server.url().to_string(), Some(secret.clone())),
-        None => (args.suite.url.clone().unwrap_or_default(), args.suite.jwt_secret.clone()),
-    };
-    let network = super::network(&args.suite.connection, args.suite.url.as_deref(), None)?;
+    let SuiteTarget { profile, planned, bundled, url, jwt_secret, network } =
+        suite_target(catalog, &args.suite, None)?;
     let settings = Arc::new(RunSettings {
         url: url.clone(),
-        profile: args.suite.profile,
+        profile,
         token: args.suite.token.clone(),
         jwt_secret,
         strict: args.strict,
@@ -119,7 +145,7 @@ pub fn run(catalog: Catalog, args: &RunArgs, color: ColorChoice) -> anyhow::Resu
                 bar.finish_and_clear();
             }
         });
-        let report = runner::run(planned, settings.clone(), Arc::new(catalog), events, bundled.is_some()).await;
+        let report = runner::run(planned, settings.clone(), events, bundled.is_some()).await;
         let _ = progress.await;
         anyhow::Ok(report)
     })?;

@@ -44,7 +44,7 @@ pub fn run(catalog: &Catalog, command: &SchemasCommand, mut out: impl Write) -> 
     match command {
         SchemasCommand::List => {
             writeln!(out, "{:<7} {:<17} {:<30} REQUIREMENT", "SET", "TYPE", "FILE")?;
-            for set in MessageSet::ALL {
+            for set in MessageSet::FOLDERS {
                 for schema in catalog.messages(set) {
                     let requirement = schema.requirement.as_deref().unwrap_or("-");
                     writeln!(out, "{:<7} {:<17} {:<30} {requirement}", set.dir(), schema.message_type, schema.file)?;

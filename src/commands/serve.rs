@@ -83,7 +83,7 @@ pub fn run(catalog: Catalog, args: &ServeArgs, color: crate::cli::ColorChoice) -
     let report = RunReport {
         target: url,
         bundled: true,
-        profile: args.profile,
+        profile: args.profile.name().to_string(),
         cases,
         duration: elapsed,
         hints,

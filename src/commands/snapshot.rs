@@ -37,10 +37,11 @@ pub fn run(catalog: Catalog, command: &SnapshotCommand) -> anyhow::Result<u8> {
     match command {
         SnapshotCommand::Accept { dir } => accept(dir),
         SnapshotCommand::Record(args) => {
-            let bodies = record(catalog, args)?;
+            let (profile, bodies) = record(catalog, args)?;
+            let profile = profile.as_str();
             std::fs::create_dir_all(&args.dir).with_context(|| format!("cannot create {}", args.dir.display()))?;
             for recorded in &bodies {
-                let (suite, profile) = (&recorded.suite, args.suite.profile.name());
+                let suite = &recorded.suite;
                 let path = store::path(&args.dir, suite, profile);
                 std::fs::write(&path, store::render(suite, profile, &recorded.body))
                     .with_context(|| format!("cannot write {}", path.display()))?;
@@ -54,10 +55,10 @@ pub fn run(catalog: Catalog, command: &SnapshotCommand) -> anyhow::Result<u8> {
             Ok(exit::SUCCESS)
         }
         SnapshotCommand::Diff(args) => {
-            let bodies = record(catalog, args)?;
+            let (profile, bodies) = record(catalog, args)?;
             let mut results = Vec::new();
             for Recorded { suite, body, .. } in &bodies {
-                let path = store::path(&args.dir, suite, args.suite.profile.name());
+                let path = store::path(&args.dir, suite, &profile);
                 let stored = std::fs::read_to_string(&path).ok();
                 let (status, hunks) = match stored.as_deref().map(|f| store::body(f).unwrap_or(f)) {
                     None => (Status::New, textdiff::hunks("", body)),
@@ -68,14 +69,14 @@ pub fn run(catalog: Catalog, command: &SnapshotCommand) -> anyhow::Result<u8> {
                     std::fs::create_dir_all(&args.dir)
                         .with_context(|| format!("cannot create {}", args.dir.display()))?;
                     let pending = store::pending(&path);
-                    std::fs::write(&pending, store::render(suite, args.suite.profile.name(), body))
+                    std::fs::write(&pending, store::render(suite, &profile, body))
                         .with_context(|| format!("cannot write {}", pending.display()))?;
                 }
                 results.push(SuiteResult { suite: suite.clone(), file: path.display().to_string(), status, hunks });
             }
             // Stored snapshots of this profile that the run did not produce (a whole run only).
             if args.suite.filter.is_none() && args.suite.scenarios.is_empty() && !args.suite.no_builtin {
-                let prefix = format!("{}__", args.suite.profile.name());
+                let prefix = format!("{profile}__");
                 for entry in std::fs::read_dir(&args.dir).into_iter().flatten().flatten() {
                     let name = entry.file_name().to_string_lossy().into_owned();
                     let Some(suite) = name.strip_prefix(&prefix).and_then(|n| n.strip_suffix(".snap")) else {
@@ -194,7 +195,8 @@ struct Recorded {
     received: String,
 }
 
-fn record(catalog: Catalog, args: &SnapshotArgs) -> anyhow::Result<Vec<Recorded>> {
+/// The profile's name as snapshot files carry it, and each scenario file's recording.
+fn record(catalog: Catalog, args: &SnapshotArgs) -> anyhow::Result<(String, Vec<Recorded>)> {
     let mut rules: Vec<Rule> = match &args.rules {
         Some(path) => {
             let text =
@@ -203,25 +205,12 @@ fn record(catalog: Catalog, args: &SnapshotArgs) -> anyhow::Result<Vec<Recorded>
         }
         None => Vec::new(),
     };
-    rules.extend(normalize::default_rules(args.suite.profile));
-    let planned = super::run::planned_cases(
-        args.suite.no_builtin,
-        &args.suite.scenarios,
-        args.suite.filter.as_deref(),
-        args.suite.profile,
-    )?;
-    let bundled = match &args.suite.url {
-        Some(_) => None,
-        None => Some(super::run::start_bundled(args.suite.profile, Some(args.seed))?),
-    };
-    let (url, jwt_secret) = match &bundled {
-        Some((server, secret)) => (server.url().to_string(), Some(secret.clone())),
-        None => (args.suite.url.clone().unwrap_or_default(), args.suite.jwt_secret.clone()),
-    };
-    let network = super::network(&args.suite.connection, args.suite.url.as_deref(), None)?;
+    rules.extend(normalize::default_rules());
+    let super::run::SuiteTarget { profile, planned, bundled, url, jwt_secret, network } =
+        super::run::suite_target(catalog, &args.suite, Some(args.seed))?;
     let settings = Arc::new(RunSettings {
         url,
-        profile: args.suite.profile,
+        profile: profile.clone(),
         token: args.suite.token.clone(),
         jwt_secret,
         strict: false,
@@ -236,12 +225,12 @@ fn record(catalog: Catalog, args: &SnapshotArgs) -> anyhow::Result<Vec<Recorded>
     let report: RunReport = runtime.block_on(async {
         super::preflight_suite(&settings, args.suite.wait_for_server).await?;
         let (events, _receiver) = tokio::sync::mpsc::unbounded_channel();
-        anyhow::Ok(runner::run(planned, settings.clone(), Arc::new(catalog), events, bundled.is_some()).await)
+        anyhow::Ok(runner::run(planned, settings.clone(), events, bundled.is_some()).await)
     })?;
     drop(bundled);
     let mut bodies: Vec<Recorded> = Vec::new();
     for case in &report.cases {
-        let text = normalize::case_text(case, args.suite.profile, &rules);
+        let text = normalize::case_text(case, &profile, &rules);
         let received: String = case
             .recording
             .iter()
@@ -260,5 +249,5 @@ fn record(catalog: Catalog, args: &SnapshotArgs) -> anyhow::Result<Vec<Recorded>
     if bodies.is_empty() {
         bail!("no case ran");
     }
-    Ok(bodies)
+    Ok((profile.file_name(), bodies))
 }

@@ -18,7 +18,7 @@ use anyhow::{bail, Context};
 use crate::capture::{self, ArenaMessage, Captured, MessageReader};
 use crate::cli::{ReportFormat, ValidateArgs};
 use crate::exit;
-use crate::profile::MessageSet;
+use crate::profile::{Direction, MessageSet};
 use crate::report::validation::{HumanReporter, JsonReporter, MessageOutcome, Totals, ValidationReporter};
 use crate::schema::scan::Scanned;
 use crate::schema::tape::Tape;
@@ -27,9 +27,17 @@ use crate::schema::{Catalog, Violation};
 /// Bytes of messages per batch or chunk; bounds what each thread holds and buffers.
 const BATCH_BYTES: usize = 4 << 20;
 
-pub fn run(catalog: &Catalog, args: &ValidateArgs, out: impl Write) -> anyhow::Result<u8> {
+pub fn run(catalog: Catalog, args: &ValidateArgs, out: impl Write) -> anyhow::Result<u8> {
     let mut out = std::io::BufWriter::new(out);
-    let set = MessageSet::of(args.profile, args.direction);
+    if args.document.server.is_some() {
+        bail!("--server names a server to connect to; validate reads captured messages and connects to none");
+    }
+    let profile = super::profile_spec(catalog, args.profile, &args.document)?;
+    let catalog = profile.catalog.as_ref();
+    let set = match args.direction {
+        Direction::Server => profile.server,
+        Direction::Client => profile.client,
+    };
     if args.files.iter().filter(|f| *f == "-").count() > 1 {
         bail!("standard input (`-`) can be named only once");
     }

@@ -10,7 +10,8 @@ use serde_json::Value;
 
 use super::frame::Frame;
 use crate::network::Network;
-use crate::profile::{Direction, MessageSet, Profile};
+use crate::load::operation::{Answer, Operation};
+use crate::profile::{MessageSet, ProfileSpec};
 use crate::schema::Catalog;
 use crate::session::{ConnectError, ConnectOptions, Event, Session};
 
@@ -66,15 +67,26 @@ impl Invariant {
     pub fn expected(self, target: &Target) -> String {
         let probe = crate::clients::timing::seconds(target.probe_timeout);
         match self {
-            Invariant::ReplySchema => format!("every reply validates against schemas/{}/", target.server_set()),
-            Invariant::Unresponsive => format!("a Ping sent after the input is answered with a Pong within {probe}"),
+            Invariant::ReplySchema => {
+                format!("every reply validates against the schema of a message {} sends", target.profile.name)
+            }
+            Invariant::Unresponsive => format!(
+                "a {} sent after the input is answered with a {} within {probe}",
+                target.probe.request,
+                target.probe.replies.join(" or ")
+            ),
             Invariant::Dropped => "the connection ends only with a Close frame".into(),
             Invariant::CloseCode => format!(
                 "a Close after bad input carries {} (RFC 6455 7.4.1 and the spec)",
                 ALLOWED_CLOSE_CODES.map(|c| c.to_string()).join(", ")
             ),
-            Invariant::ServerDown => format!("a fresh connection is welcomed with {}", target.welcome()),
-            Invariant::Bystander => format!("a second, quiet connection gets its Pong within {probe}"),
+            Invariant::ServerDown => match target.welcome() {
+                Some(welcome) => format!("a fresh connection is welcomed with {welcome}"),
+                None => "a fresh connection opens".into(),
+            },
+            Invariant::Bystander => {
+                format!("a second, quiet connection gets its {} within {probe}", target.probe.replies.join(" or "))
+            }
         }
     }
 }
@@ -94,7 +106,10 @@ pub struct Broken {
 #[derive(Debug, Clone)]
 pub struct Target {
     pub url: String,
-    pub profile: Profile,
+    pub profile: Arc<ProfileSpec>,
+    /// The request whose reply shows the server still answers (the heartbeat Ping for a
+    /// shipped profile).
+    pub probe: Operation,
     pub network: Arc<Network>,
     /// How long a Ping's Pong may take (far below the spec's 10 s).
     pub probe_timeout: Duration,
@@ -111,15 +126,22 @@ const REFUSED_RETRY_MAX: Duration = Duration::from_millis(1600);
 
 impl Target {
     fn server_set(&self) -> MessageSet {
-        MessageSet::of(self.profile, Direction::Server)
+        self.profile.server
     }
 
-    /// The welcome a fresh connection gets: `Connected` (core) or `connection` (AI).
-    pub fn welcome(&self) -> &'static str {
-        match self.profile {
-            Profile::Core => "Connected",
-            Profile::Ai => "connection",
-        }
+    /// The welcome a fresh connection gets, when the profile names one.
+    pub fn welcome(&self) -> Option<&str> {
+        self.profile.welcome.as_deref()
+    }
+
+    /// The probe request, stamped now.
+    fn probe_text(&self) -> String {
+        self.probe.request_text(1, u128::from(reference_server::now_ms()))
+    }
+
+    /// Whether `text` answers the probe (with any id: a reply at all shows the server answers).
+    fn answers_probe(&self, text: &str) -> bool {
+        self.probe.answer_text(text) != Answer::NotAReply
     }
 
     fn options(&self) -> ConnectOptions {
@@ -163,12 +185,14 @@ impl Target {
                 }
             }
         };
+        // Without a welcome to wait for, an open connection is all a fresh one shows.
+        let Some(welcome) = self.welcome().map(str::to_string) else { return Some(session) };
         let deadline = tokio::time::Instant::now() + self.probe_timeout;
         loop {
             match session.recv(deadline.saturating_duration_since(tokio::time::Instant::now())).await {
                 Event::Text(text) => {
                     let kind = self.judge_reply(catalog, &text, broken);
-                    if kind.as_deref() == Some(self.welcome()) {
+                    if kind.is_some_and(|kind| kind.is(Some(&welcome))) {
                         return Some(session);
                     }
                 }
@@ -176,7 +200,7 @@ impl Target {
                 other => {
                     broken.push(Broken {
                         invariant: Invariant::ServerDown,
-                        observed: format!("a fresh connection got no {} ({})", self.welcome(), describe(&other)),
+                        observed: format!("a fresh connection got no {welcome} ({})", describe(&other)),
                     });
                     return None;
                 }
@@ -185,7 +209,7 @@ impl Target {
     }
 
     /// Validates a reply; returns its type.
-    fn judge_reply(&self, catalog: &Catalog, text: &str, broken: &mut Vec<Broken>) -> Option<String> {
+    fn judge_reply(&self, catalog: &Catalog, text: &str, broken: &mut Vec<Broken>) -> Option<Kind> {
         let value: Value = match serde_json::from_str(text) {
             Ok(value) => value,
             Err(error) => {
@@ -202,13 +226,10 @@ impl Target {
             let kind = verdict.message_type.clone().unwrap_or_else(|| "a reply".into());
             note(broken, Invariant::ReplySchema, format!("{kind} {violation}: {}", crate::session::clip(text)));
         }
-        value.get("type").and_then(Value::as_str).map(String::from)
-    }
-
-    /// A message the server pushes on its own: any server message type but the replies,
-    /// Pong and Error.
-    fn is_push(&self, catalog: &Catalog, kind: Option<&str>) -> bool {
-        kind.is_some_and(|kind| !matches!(kind, "Pong" | "Error") && catalog.message(self.server_set(), kind).is_some())
+        if self.profile.is_broadcast(&value) {
+            return Some(Kind::Push);
+        }
+        self.profile.discriminator().name_of(&value).map(|name| Kind::Named(name.to_string()))
     }
 
     fn binary_reply(&self, broken: &mut Vec<Broken>) {
@@ -247,8 +268,7 @@ impl Target {
             }
         }
         if !ended {
-            let probe = format!(r#"{{"type":"Ping","timestamp":{}}}"#, reference_server::now_ms());
-            if session.send_text(&probe, SEND_TIMEOUT).await.is_ok() {
+            if session.send_text(&self.probe_text(), SEND_TIMEOUT).await.is_ok() {
                 let deadline = tokio::time::Instant::now() + self.probe_timeout;
                 loop {
                     let event = session.recv(deadline.saturating_duration_since(tokio::time::Instant::now())).await;
@@ -257,13 +277,15 @@ impl Target {
                             &mut broken,
                             Invariant::Unresponsive,
                             format!(
-                                "no Pong within {} of the Ping sent after the input",
-                                crate::clients::timing::seconds(self.probe_timeout)
+                                "no {} within {} of the {} sent after the input",
+                                self.probe.replies.join(" or "),
+                                crate::clients::timing::seconds(self.probe_timeout),
+                                self.probe.request
                             ),
                         );
                         break;
                     }
-                    let pong = matches!(&event, Event::Text(text) if text.contains("\"Pong\""));
+                    let pong = matches!(&event, Event::Text(text) if self.answers_probe(text));
                     ended = self.observe(catalog, event, &mut broken) == Seen::Ended;
                     if ended || pong {
                         break;
@@ -277,7 +299,7 @@ impl Target {
                     note(
                         &mut broken,
                         Invariant::Unresponsive,
-                        "the server stopped reading: the Ping after the input could not be sent".into(),
+                        format!("the server stopped reading: the {} after the input could not be sent", self.probe.request),
                     );
                 }
             }
@@ -293,7 +315,7 @@ impl Target {
         match event {
             Event::Text(text) => {
                 let kind = self.judge_reply(catalog, &text, broken);
-                Seen::Message { push: self.is_push(catalog, kind.as_deref()) }
+                Seen::Message { push: kind == Some(Kind::Push) || kind.is_some_and(|k| k.is(self.welcome())) }
             }
             Event::Binary(_) => {
                 self.binary_reply(broken);
@@ -313,6 +335,19 @@ impl Target {
             }
             Event::Timeout => Seen::Message { push: false },
         }
+    }
+}
+
+/// What a reply was: a message the server sends on its own schedule, or a named one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    Push,
+    Named(String),
+}
+
+impl Kind {
+    fn is(&self, name: Option<&str>) -> bool {
+        matches!((self, name), (Kind::Named(own), Some(name)) if own == name)
     }
 }
 
@@ -374,19 +409,18 @@ impl Bystander {
             self.session = target.open(catalog, &mut ignored).await;
         }
         let session = self.session.as_mut()?;
-        let probe = format!(r#"{{"type":"Ping","timestamp":{}}}"#, reference_server::now_ms());
-        if session.send_text(&probe, SEND_TIMEOUT).await.is_err() {
+        if session.send_text(&target.probe_text(), SEND_TIMEOUT).await.is_err() {
             self.session = None;
             return Some(Broken {
                 invariant: Invariant::Bystander,
-                observed: "the bystander's Ping could not be sent".into(),
+                observed: format!("the bystander's {} could not be sent", target.probe.request),
             });
         }
         let sent = Instant::now();
         let deadline = tokio::time::Instant::now() + target.probe_timeout;
         loop {
             match session.recv(deadline.saturating_duration_since(tokio::time::Instant::now())).await {
-                Event::Text(text) if text.contains("\"Pong\"") => return None,
+                Event::Text(text) if target.answers_probe(&text) => return None,
                 Event::Text(_) | Event::Binary(_) => continue,
                 // A policy close (a limit counted per address, which the fuzzer's own
                 // connections fill) is the server's rule, not a bystander starved: open again.
@@ -397,7 +431,9 @@ impl Bystander {
                 other => {
                     let observed = match other {
                         Event::Timeout => format!(
-                            "the bystander's Ping got no Pong within {}",
+                            "the bystander's {} got no {} within {}",
+                            target.probe.request,
+                            target.probe.replies.join(" or "),
                             crate::clients::timing::seconds(target.probe_timeout)
                         ),
                         other => {

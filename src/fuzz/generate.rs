@@ -45,19 +45,22 @@ pub struct Template {
     pub edges: Vec<Vec<String>>,
 }
 
-/// The client messages of the schemas, ready to generate from.
+/// The messages a server receives, ready to generate from.
 #[derive(Debug, Clone)]
 pub struct Generator {
     templates: Vec<Template>,
+    /// The member that names a message (`type`).
+    name_member: String,
     /// Larger than the server accepts (the reference server's default is 64 KiB).
     oversize: usize,
 }
 
 impl Generator {
-    pub fn from_catalog(catalog: &Catalog, oversize: usize) -> Generator {
+    /// Templates from the examples of the messages of `set` (what the server receives).
+    pub fn from_catalog(catalog: &Catalog, set: MessageSet, oversize: usize) -> Generator {
         let documents = catalog.documents();
         let templates = catalog
-            .messages(MessageSet::Client)
+            .messages(set)
             .filter_map(|message| {
                 let example = message.examples.first()?.as_object()?;
                 let schema = documents.get(&message.file)?;
@@ -72,7 +75,7 @@ impl Generator {
                 Some(Template { message_type: message.message_type.clone(), members, edges })
             })
             .collect();
-        Generator { templates, oversize }
+        Generator { templates, name_member: catalog.discriminator().label().to_string(), oversize }
     }
 
     pub fn templates(&self) -> &[Template] {
@@ -101,22 +104,28 @@ impl Generator {
 
     fn frame(&self, rng: &mut Rng) -> Frame {
         if self.templates.is_empty() {
-            return Frame::now(self.abuse(rng, "{}"));
+            return Frame::now(self.abuse(rng, "{}", ""));
         }
         let template = rng.pick(&self.templates).clone();
         let payload = match rng.below(4) {
             0 | 1 => Payload::Object(edge(rng, &template)),
-            2 => Payload::Object(mutate(rng, &template)),
+            2 => Payload::Object(mutate(rng, &template, &self.name_member, &self.other_name(&template))),
             _ => {
                 let valid = super::frame::render_object(&template.members);
-                self.abuse(rng, &valid)
+                self.abuse(rng, &valid, &template.message_type)
             }
         };
         Frame::now(payload)
     }
 
-    /// Not JSON, or not a plain text frame.
-    fn abuse(&self, rng: &mut Rng, valid: &str) -> Payload {
+    /// The name of another message than `template`'s, or a made-up one.
+    fn other_name(&self, template: &Template) -> String {
+        let other = self.templates.iter().find(|t| t.message_type != template.message_type);
+        other.map_or_else(|| format!("{}2", template.message_type), |t| t.message_type.clone())
+    }
+
+    /// Not JSON, or not a plain text frame; `valid` is a valid message named `name`.
+    fn abuse(&self, rng: &mut Rng, valid: &str, name: &str) -> Payload {
         let split = |text: &str, parts: usize| -> Vec<String> {
             let chars: Vec<char> = text.chars().collect();
             let size = chars.len().div_ceil(parts).max(1);
@@ -134,13 +143,15 @@ impl Generator {
                 Payload::InvalidUtf8(bytes)
             }
             5 => {
-                let mut text = String::from(r#"{"type":"Ping","timestamp":1,"pad":""#);
-                text.push_str(&"x".repeat(self.oversize));
-                text.push_str("\"}");
-                Payload::Text(text)
+                // The valid message with one more member that makes it too big.
+                let open = valid.strip_suffix('}').filter(|o| o.len() > 1).map_or_else(|| "{".to_string(), |o| format!("{o},"));
+                Payload::Text(format!("{open}\"pad\":\"{}\"}}", "x".repeat(self.oversize)))
             }
             6 => {
-                Payload::Text(rng.pick(&["", " ", "null", "[]", "{}", "0", "\"Ping\"", "{\"type\":null}"]).to_string())
+                let name = Value::String(name.to_string()).to_string();
+                let unnamed = format!("{{\"{}\":null}}", self.name_member);
+                let texts = ["", " ", "null", "[]", "{}", "0", name.as_str(), unnamed.as_str()];
+                Payload::Text(rng.pick(&texts).to_string())
             }
             // Deep nesting, left open: a recursive parser's stack, not its patience.
             7 => Payload::Text(format!("{}]", "[".repeat(200 + rng.below(2000)))),
@@ -161,11 +172,23 @@ fn edge(rng: &mut Rng, template: &Template) -> Vec<(String, String)> {
 }
 
 /// One structural change: a member of the wrong type, missing, unknown, doubled, or a wrong
-/// `type`.
-fn mutate(rng: &mut Rng, template: &Template) -> Vec<(String, String)> {
+/// name (`name_member`: the template's name in other case, with a space, empty, `other`'s name,
+/// not a string).
+fn mutate(rng: &mut Rng, template: &Template, name_member: &str, other: &str) -> Vec<(String, String)> {
     const WRONG: [&str; 8] = ["\"text\"", "123", "-1.5", "true", "false", "null", "[]", "{}"];
     const UNKNOWN: [&str; 7] = ["true", "false", "1", "\"x\"", "null", "{\"n\":[1,{\"m\":null}]}", "[[[]]]"];
-    const TYPES: [&str; 8] = ["\"PING\"", "\"ping\"", "\"\"", "\"Pong\"", "\"Ping \"", "123", "null", "\"Connected\""];
+    let name = &template.message_type;
+    let quoted = |text: &str| Value::String(text.to_string()).to_string();
+    let names = [
+        quoted(&name.to_uppercase()),
+        quoted(&name.to_lowercase()),
+        quoted(""),
+        quoted(other),
+        quoted(&format!("{name} ")),
+        "123".to_string(),
+        "null".to_string(),
+        quoted(&format!("{name}\u{0}")),
+    ];
     let mut members = template.members.clone();
     match rng.below(5) {
         0 if !members.is_empty() => {
@@ -189,8 +212,8 @@ fn mutate(rng: &mut Rng, template: &Template) -> Vec<(String, String)> {
             members.push((key, value));
         }
         _ => {
-            if let Some(member) = members.iter_mut().find(|(k, _)| k == "type") {
-                member.1 = rng.pick(&TYPES).to_string();
+            if let Some(member) = members.iter_mut().find(|(k, _)| k == name_member) {
+                member.1 = rng.pick(&names).clone();
             }
         }
     }
@@ -272,7 +295,7 @@ mod tests {
     use super::*;
 
     fn generator() -> Generator {
-        Generator::from_catalog(&Catalog::embedded().unwrap(), 70_000)
+        Generator::from_catalog(&Catalog::embedded().unwrap(), MessageSet::Client, 70_000)
     }
 
     #[test]

@@ -51,7 +51,8 @@ pub struct FuzzPlan {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Bundle {
     pub invariant: String,
-    pub profile: crate::profile::Profile,
+    /// The profile's name: `core`, `ai`, or an AsyncAPI document's channel (`feed.yaml#public`).
+    pub profile: String,
     pub seed: u64,
     /// The case of the seed that first broke the invariant.
     pub case: u64,
@@ -109,7 +110,7 @@ pub struct FuzzReport {
     pub target: String,
     /// The target was the bundled reference server (its address is gone once the run ends).
     pub bundled_server: bool,
-    pub profile: crate::profile::Profile,
+    pub profile: String,
     pub seed: u64,
     pub cases: u64,
     pub duration_s: f64,
@@ -131,7 +132,7 @@ pub async fn run(
     catalog: &Catalog,
     mut progress: impl FnMut(&Finding, u64),
 ) -> std::io::Result<FuzzReport> {
-    let generator = Generator::from_catalog(catalog, plan.oversize);
+    let generator = Generator::from_catalog(catalog, plan.target.profile.client, plan.oversize);
     let started = Instant::now();
     let mut bystander = Bystander::new();
     let mut findings: Vec<Finding> = Vec::new();
@@ -211,7 +212,7 @@ pub async fn run(
     Ok(FuzzReport {
         target: plan.target.url.clone(),
         bundled_server: plan.bundled_server,
-        profile: plan.target.profile,
+        profile: plan.target.profile.name.clone(),
         seed: plan.seed,
         cases: index,
         duration_s: started.elapsed().as_secs_f64(),
@@ -295,7 +296,7 @@ fn record(
     let shape = shapes.join(" ; ");
     let bundle = Bundle {
         invariant: invariant.id().to_string(),
-        profile: plan.target.profile,
+        profile: plan.target.profile.name.clone(),
         seed: plan.seed,
         case: origin.case,
         sent: shrunk.iter().map(BundleFrame::from).collect(),

@@ -106,7 +106,7 @@ mod tests {
         FuzzReport {
             target: "ws://127.0.0.1:9/ws".into(),
             bundled_server: false,
-            profile: crate::profile::Profile::Core,
+            profile: "core".into(),
             seed: 1,
             cases: 1234,
             duration_s: 60.0,

@@ -4,6 +4,7 @@
 pub mod assertion;
 pub mod cpu;
 pub mod interval_log;
+pub mod operation;
 pub mod merge;
 pub mod pacing;
 pub mod plan;
@@ -24,7 +25,6 @@ use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
 
 use crate::profile::{Direction, MessageSet};
-use crate::schema::Catalog;
 use pacing::{Pacer, PacerReport, Schedule};
 use plan::{LoadPlan, Mode, Validation};
 use recorder::{new_histogram, Metric, Recorder};
@@ -56,30 +56,22 @@ pub struct Outputs {
     pub keep_log: bool,
 }
 
-pub fn run(plan: LoadPlan, catalog: Arc<Catalog>, outputs: Outputs) -> Result<LoadSummary, LoadError> {
-    run_keeping_log(plan, catalog, outputs).map(|(summary, _)| summary)
+pub fn run(plan: LoadPlan, outputs: Outputs) -> Result<LoadSummary, LoadError> {
+    run_keeping_log(plan, outputs).map(|(summary, _)| summary)
 }
 
 /// [`run`], also returning the interval log (as `--hdr-log` writes it) when one was kept.
-pub fn run_keeping_log(
-    plan: LoadPlan,
-    catalog: Arc<Catalog>,
-    outputs: Outputs,
-) -> Result<(LoadSummary, Option<Vec<u8>>), LoadError> {
+pub fn run_keeping_log(plan: LoadPlan, outputs: Outputs) -> Result<(LoadSummary, Option<Vec<u8>>), LoadError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(outputs.threads.max(1))
         .thread_name(THREAD_NAME)
         .enable_all()
         .build()
         .map_err(LoadError::Runtime)?;
-    runtime.block_on(drive(plan, catalog, outputs))
+    runtime.block_on(drive(plan, outputs))
 }
 
-async fn drive(
-    plan: LoadPlan,
-    catalog: Arc<Catalog>,
-    outputs: Outputs,
-) -> Result<(LoadSummary, Option<Vec<u8>>), LoadError> {
+async fn drive(plan: LoadPlan, outputs: Outputs) -> Result<(LoadSummary, Option<Vec<u8>>), LoadError> {
     // Create the file before the run so a bad path fails at once; the log itself is kept in
     // memory (about 1 KB a second) so the legend line can go after the header when written.
     let mut hlog_file: Option<Box<dyn Write>> = match &outputs.hdr_log {
@@ -132,9 +124,9 @@ async fn drive(
     };
     let shared = Arc::new(worker::Shared {
         recorder: Recorder::new(),
-        catalog,
-        set: MessageSet::of(plan.profile, Direction::Server),
-        other_set: MessageSet::of(crate::profile_hint::other(plan.profile), Direction::Server),
+        catalog: plan.profile.catalog.clone(),
+        set: plan.profile.server,
+        other_set: plan.profile.other.map(|other| MessageSet::of(other, Direction::Server)),
         started,
         deadline,
         schedule,
@@ -318,8 +310,10 @@ fn summarize(
     if connects > 0 && main_count == 0 {
         failures.push(match plan.mode {
             Mode::Ping => format!(
-                "no round trip completed: {} Ping(s) sent, none answered with a Pong{}",
+                "no round trip completed: {} {}(s) sent, none answered with a {}{}",
                 count(&c.sent),
+                plan.operation.request,
+                plan.operation.replies.join(" or "),
                 if errors.is_empty() { String::new() } else { format!(" ({})", kinds(&errors)) }
             ),
             Mode::Push => match shared.recorder.clock_offset_failure() {
@@ -348,6 +342,17 @@ fn summarize(
                 if errors.is_empty() { String::new() } else { format!(": {}", kinds(&errors)) }
             ));
         }
+    }
+    let uncorrelated: Vec<String> = ["reply_without_correlation_id", "reply_with_unknown_correlation_id"]
+        .iter()
+        .filter_map(|kind| errors.get(*kind).map(|n| format!("{n} {}", kind.replace('_', " "))))
+        .collect();
+    if !uncorrelated.is_empty() {
+        failures.push(format!(
+            "replies to {} must echo their request's correlation id, and {}: those are errors, not round trips",
+            plan.operation.id,
+            uncorrelated.join(" and ")
+        ));
     }
     let violations = count(&c.schema_violations);
     if violations > 0 {
@@ -401,12 +406,8 @@ fn summarize(
             invalid.push(format!("the generator used {:.0}% of its CPU: it may be the bottleneck", cpu * 100.0));
         }
     }
-    let profile_hint = crate::profile_hint::hint_from(
-        &shared.catalog,
-        plan.profile,
-        &shared.recorder.foreign_types(),
-        count(&c.own_profile_only),
-    );
+    let profile_hint =
+        crate::profile_hint::hint_from(&plan.profile, &shared.recorder.foreign_types(), count(&c.own_profile_only));
     let verdict = if connects == 0 {
         failures.insert(
             0,

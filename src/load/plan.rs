@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use crate::profile::Profile;
+use std::sync::Arc;
+
+use super::operation::Operation;
+use crate::profile::ProfileSpec;
 
 /// Bounds that keep every run finite.
 pub const MAX_DURATION: Duration = Duration::from_secs(3600);
@@ -95,7 +98,9 @@ pub const DEFAULT_MAX_CONNECT_FAILURE_RATE: f64 = 0.01;
 #[derive(Debug, Clone)]
 pub struct LoadPlan {
     pub url: String,
-    pub profile: Profile,
+    pub profile: Arc<ProfileSpec>,
+    /// What ping mode times, and what the heartbeats of the other modes send.
+    pub operation: Operation,
     pub mode: Mode,
     pub connections: usize,
     pub duration: Duration,

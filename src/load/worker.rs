@@ -13,6 +13,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::pacing::Schedule;
 use super::plan::{ClockOffset, LoadPlan, Mode};
+use super::operation::Answer;
 use super::recorder::{Metric, Recorder};
 use crate::profile::MessageSet;
 use crate::schema::Catalog;
@@ -42,8 +43,8 @@ pub struct Shared {
     pub recorder: Recorder,
     pub catalog: Arc<Catalog>,
     pub set: MessageSet,
-    /// The other endpoint's messages, for the wrong-profile hint.
-    pub other_set: MessageSet,
+    /// The other endpoint's messages, for the wrong-profile hint (shipped profiles only).
+    pub other_set: Option<MessageSet>,
     pub started: tokio::time::Instant,
     pub deadline: tokio::time::Instant,
     /// Open loop: every connection's send schedule, and the wakers the pacing thread rings.
@@ -181,9 +182,10 @@ fn connect_error_kind(error: &ConnectError) -> String {
     }
 }
 
-fn ping_text() -> String {
+/// Request `n` of a connection, stamped now.
+fn request_text(shared: &Shared, n: u64) -> String {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-    format!(r#"{{"type":"Ping","timestamp":{now}}}"#)
+    shared.plan.operation.request_text(n, now)
 }
 
 /// What a received text frame was, after optional validation.
@@ -201,7 +203,7 @@ fn classify(shared: &Shared, tally: &mut Tally, text: &str) -> Option<Value> {
             if let Some(t) = verdict.message_type.as_deref() {
                 if shared.catalog.message(shared.set, t).is_none() {
                     shared.recorder.foreign_type(t);
-                } else if shared.catalog.message(shared.other_set, t).is_none() {
+                } else if shared.other_set.is_some_and(|other| shared.catalog.message(other, t).is_none()) {
                     tally.own_profile_only += 1;
                 }
             }
@@ -218,19 +220,6 @@ fn classify(shared: &Shared, tally: &mut Tally, text: &str) -> Option<Value> {
             None
         }
     }
-}
-
-/// The message's `type`, reading only that field when the message was not fully parsed.
-fn message_type<'a>(parsed: &'a Option<Value>, text: &'a str) -> Option<std::borrow::Cow<'a, str>> {
-    if let Some(value) = parsed {
-        return value.get("type").and_then(Value::as_str).map(std::borrow::Cow::Borrowed);
-    }
-    #[derive(serde::Deserialize)]
-    struct TypeOnly<'b> {
-        #[serde(borrow, rename = "type")]
-        message_type: Option<std::borrow::Cow<'b, str>>,
-    }
-    serde_json::from_str::<TypeOnly>(text).ok()?.message_type
 }
 
 /// Counts how a connection ended, naming the cause.
@@ -289,8 +278,10 @@ async fn ping_loop(shared: &Shared, index: usize, ws: &mut Stream, tally: &mut T
     let plan = &shared.plan;
     let counters = &shared.recorder.counters;
     let k = plan.in_flight;
-    // (intended, actual) send times, oldest first: Pongs carry no id, and come back in order.
-    let mut outstanding: VecDeque<(Instant, Instant)> = VecDeque::with_capacity(k);
+    // (request number, intended, actual send time), oldest first. Replies without a
+    // correlation id (Bot Core's Pongs) come back in order; with one, in any order.
+    let mut outstanding: VecDeque<InFlight> = VecDeque::with_capacity(k);
+    let mut next_id = 0u64;
     let stop = tokio::time::sleep_until(shared.deadline);
     tokio::pin!(stop);
     let watchdog = tokio::time::sleep(plan.reply_timeout);
@@ -305,10 +296,10 @@ async fn ping_loop(shared: &Shared, index: usize, ws: &mut Stream, tally: &mut T
         if outstanding.len() < k {
             let was_idle = outstanding.is_empty();
             let sent = match shared.schedule {
-                None => fill(ws, &mut outstanding, k, None).await,
+                None => fill(ws, shared, &mut outstanding, &mut next_id, None).await,
                 Some(schedule) => {
-                    let open = OpenLoop { schedule, index, next_send: &mut *next_send, shared, freed_at, opened_at };
-                    fill(ws, &mut outstanding, k, Some(open)).await
+                    let open = OpenLoop { schedule, index, next_send: &mut *next_send, freed_at, opened_at };
+                    fill(ws, shared, &mut outstanding, &mut next_id, Some(open)).await
                 }
             };
             match sent {
@@ -333,34 +324,58 @@ async fn ping_loop(shared: &Shared, index: usize, ws: &mut Stream, tally: &mut T
                 let mut next = Some(message);
                 let mut drained = 0;
                 while let Some(message) = next.take() {
-                    let pong = match message {
-                        Some(Ok(Message::Text(text))) => {
-                            let parsed = classify(shared, tally, &text);
-                            message_type(&parsed, &text).as_deref() == Some("Pong")
-                        }
+                    let answer = match message {
+                        Some(Ok(Message::Text(text))) => match classify(shared, tally, &text) {
+                            Some(parsed) => shared.plan.operation.answer(&parsed),
+                            None => shared.plan.operation.answer_text(&text),
+                        },
                         Some(Ok(Message::Binary(_))) => {
                             tally.received += 1;
                             shared.recorder.error("unexpected_message_binary");
-                            false
+                            Answer::NotAReply
                         }
-                        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => false,
+                        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Answer::NotAReply,
                         other => {
                             Recorder::add(&counters.unanswered_at_drop, outstanding.len() as u64);
                             return ended(shared, ws, other);
                         }
                     };
-                    if pong {
+                    let answered = match answer {
+                        Answer::NotAReply => None,
+                        Answer::InOrder => {
+                            let oldest = outstanding.pop_front();
+                            if oldest.is_none() {
+                                shared.recorder.error("unexpected_message_pong_without_ping");
+                            }
+                            oldest
+                        }
+                        Answer::To(id) => {
+                            let request = outstanding.iter().position(|r| r.id == id).and_then(|at| outstanding.remove(at));
+                            if request.is_none() {
+                                shared.recorder.error("reply_with_unknown_correlation_id");
+                            }
+                            request
+                        }
+                        Answer::MissingId => {
+                            shared.recorder.error("reply_without_correlation_id");
+                            None
+                        }
+                        Answer::UnknownId => {
+                            shared.recorder.error("reply_with_unknown_correlation_id");
+                            None
+                        }
+                    };
+                    if let Some(request) = answered {
                         let now = Instant::now();
-                        if outstanding.len() == k {
+                        if outstanding.len() + 1 == k {
                             freed_at = Some(now);
                         }
-                        match outstanding.pop_front() {
-                            Some((intended, actual)) if shared.schedule.is_some() => shared.recorder.record_pair(
-                                (Metric::Corrected, now - intended),
-                                (Metric::Uncorrected, now - actual),
+                        match shared.schedule {
+                            Some(_) => shared.recorder.record_pair(
+                                (Metric::Corrected, now - request.intended),
+                                (Metric::Uncorrected, now - request.actual),
                             ),
-                            Some((_, actual)) => shared.recorder.record(Metric::Uncorrected, now - actual),
-                            None => shared.recorder.error("unexpected_message_pong_without_ping"),
+                            None => shared.recorder.record(Metric::Uncorrected, now - request.actual),
                         }
                     }
                     if tally.received % PUBLISH_EVERY == 0 {
@@ -387,13 +402,20 @@ async fn ping_loop(shared: &Shared, index: usize, ws: &mut Stream, tally: &mut T
     end
 }
 
+/// A request awaiting its reply.
+struct InFlight {
+    /// Its number on the connection, which a correlated reply echoes.
+    id: u64,
+    intended: Instant,
+    actual: Instant,
+}
+
 /// What an open-loop fill needs: the schedule and this connection's place in it.
 struct OpenLoop<'a> {
     schedule: Schedule,
     index: usize,
     /// The next scheduled send of this connection.
     next_send: &'a mut u64,
-    shared: &'a Shared,
     /// When the in-flight window last went from full to not full.
     freed_at: Option<Instant>,
     /// When this connection opened.
@@ -407,21 +429,24 @@ struct OpenLoop<'a> {
 /// of its slot, or the opening of the connection (`opened_at`). Returns how many.
 async fn fill(
     ws: &mut Stream,
-    outstanding: &mut VecDeque<(Instant, Instant)>,
-    k: usize,
+    shared: &Shared,
+    outstanding: &mut VecDeque<InFlight>,
+    next_id: &mut u64,
     open: Option<OpenLoop<'_>>,
 ) -> Result<u64, ()> {
+    let k = shared.plan.in_flight;
     let mut sent = 0;
     match open {
         None => {
             while outstanding.len() < k {
-                ws.feed(Message::text(ping_text())).await.map_err(drop)?;
+                *next_id += 1;
+                ws.feed(Message::text(request_text(shared, *next_id))).await.map_err(drop)?;
                 let now = Instant::now();
-                outstanding.push_back((now, now));
+                outstanding.push_back(InFlight { id: *next_id, intended: now, actual: now });
                 sent += 1;
             }
         }
-        Some(OpenLoop { schedule, index, next_send, shared, freed_at, opened_at }) => {
+        Some(OpenLoop { schedule, index, next_send, freed_at, opened_at }) => {
             let due = schedule.due_by(index, Instant::now());
             while *next_send < due && outstanding.len() < k {
                 let intended = schedule.due(index, *next_send);
@@ -434,8 +459,9 @@ async fn fill(
                     _ => intended,
                 };
                 shared.recorder.record(Metric::Lag, now.saturating_duration_since(ready.max(opened_at)));
-                ws.feed(Message::text(ping_text())).await.map_err(drop)?;
-                outstanding.push_back((intended, now));
+                *next_id += 1;
+                ws.feed(Message::text(request_text(shared, *next_id))).await.map_err(drop)?;
+                outstanding.push_back(InFlight { id: *next_id, intended, actual: now });
                 *next_send += 1;
                 sent += 1;
             }
@@ -463,9 +489,9 @@ enum OffsetFailure {
 /// round trip bounds the error by half that round trip (plus the 1 ms timestamp resolution).
 async fn estimate_clock_offset(shared: &Shared, ws: &mut Stream, tally: &mut Tally) -> Result<i128, OffsetFailure> {
     let mut best: Option<(i128, i128)> = None;
-    for _ in 0..5 {
+    for n in 0..5 {
         let sent = epoch_micros();
-        if ws.send(Message::text(ping_text())).await.is_err() {
+        if ws.send(Message::text(request_text(shared, n))).await.is_err() {
             shared.recorder.error("send_failed");
             return Err(OffsetFailure::Ended(End::Broken));
         }
@@ -493,7 +519,7 @@ async fn estimate_clock_offset(shared: &Shared, ws: &mut Stream, tally: &mut Tal
             };
             let received = epoch_micros();
             let value = classify(shared, tally, &text).or_else(|| serde_json::from_str(&text).ok());
-            if value.as_ref().and_then(|v| v.get("type")).and_then(Value::as_str) != Some("Pong") {
+            if value.as_ref().is_none_or(|v| shared.plan.operation.answer(v) == Answer::NotAReply) {
                 continue;
             }
             let stamp = value.as_ref().and_then(|v| v.pointer("/data/timestamp").or_else(|| v.get("timestamp")));
@@ -531,12 +557,14 @@ async fn push_loop(shared: &Shared, ws: &mut Stream, tally: &mut Tally) -> End {
     // A client Pings every 30 s (the spec's heartbeat), so a server's idle limit does not end
     // a long push run; the Pongs are not pushes and are not timed.
     let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+    let mut heartbeats = 0u64;
     loop {
         tokio::select! {
             biased;
             _ = &mut stop => return End::Deadline,
             _ = heartbeat.tick() => {
-                if ws.send(Message::text(ping_text())).await.is_err() {
+                heartbeats += 1;
+                if ws.send(Message::text(request_text(shared, heartbeats))).await.is_err() {
                     shared.recorder.error("send_failed");
                     return End::Broken;
                 }
@@ -555,7 +583,7 @@ async fn push_loop(shared: &Shared, ws: &mut Stream, tally: &mut Tally) -> End {
                 };
                 let received = epoch_micros();
                 let parsed = classify(shared, tally, &text).or_else(|| serde_json::from_str(&text).ok());
-                if parsed.as_ref().and_then(|v| v.get("type")).and_then(Value::as_str) == Some("Pong") {
+                if parsed.as_ref().is_some_and(|v| shared.plan.operation.answer(v) != Answer::NotAReply) {
                     continue;
                 }
                 let stamp = parsed.as_ref().and_then(|v| v.get("timestamp")).and_then(Value::as_i64);
@@ -651,7 +679,12 @@ mod tests {
         rt.block_on(async {
             let plan = LoadPlan {
                 url: "ws://127.0.0.1:9/ws".into(),
-                profile: crate::profile::Profile::Core,
+                profile: std::sync::Arc::new(crate::profile::ProfileSpec::builtin(crate::profile::Profile::Core)),
+                operation: crate::load::operation::Operation::of(
+                    &crate::profile::ProfileSpec::builtin(crate::profile::Profile::Core),
+                    None,
+                )
+                .unwrap(),
                 mode: Mode::Push,
                 connections: 1,
                 duration: Duration::from_secs(1),
@@ -671,7 +704,7 @@ mod tests {
                 recorder: Recorder::new(),
                 catalog: Arc::new(Catalog::embedded().unwrap()),
                 set: MessageSet::Core,
-                other_set: MessageSet::Ai,
+                other_set: Some(MessageSet::Ai),
                 started: tokio::time::Instant::now(),
                 deadline: tokio::time::Instant::now(),
                 schedule: None,

@@ -220,7 +220,7 @@ pub fn json(report: &RunReport) -> String {
         wsprobe: env!("CARGO_PKG_VERSION"),
         target: &report.target,
         bundled: report.bundled,
-        profile: report.profile.name(),
+        profile: &report.profile,
         duration_ms: report.duration.as_millis() as u64,
         summary: report.summary(),
         hints: &report.hints,
@@ -345,7 +345,6 @@ pub fn junit(report: &RunReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::Profile;
     use crate::scenario::Level;
 
     fn case(id: &str, suite: &str, status: Status, message: &str, ms: u64) -> CaseReport {
@@ -386,7 +385,7 @@ mod tests {
         RunReport {
             target: "ws://127.0.0.1:9/ws".into(),
             bundled: false,
-            profile: Profile::Core,
+            profile: "core".into(),
             duration: Duration::from_millis(5321),
             serve: None,
             tls_unverified: false,
@@ -467,7 +466,7 @@ mod tests {
         RunReport {
             target: "ws://127.0.0.1:8080/ws".into(),
             bundled: true,
-            profile: Profile::Core,
+            profile: "core".into(),
             duration: Duration::from_millis(20_300),
             tls_unverified: false,
             serve: Some(crate::outcome::ServeInfo {

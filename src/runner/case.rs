@@ -7,12 +7,12 @@ use serde_json::Value;
 
 use super::RunSettings;
 use crate::outcome::Status;
-use crate::profile::{Direction, MessageSet};
+use crate::profile::MessageSet;
 use crate::profile_hint::TypeTally;
 use crate::scenario::loader::decode_hex;
 use crate::scenario::template::Variables;
 use crate::scenario::{Action, Case, Connect, Expect, ExpectClose, Level, Observe, Step, TokenPlacement};
-use crate::schema::Catalog;
+use crate::schema::{Catalog, Discriminator};
 use crate::session::{
     ConnectError, ConnectOptions, Direction as FrameDirection, Event, Recorded, Session, TranscriptEntry,
 };
@@ -158,7 +158,7 @@ impl CaseRun<'_> {
             // Every step yields, even one that is skipped or never waits, so the case's time
             // limit can always fire (a `repeat` of such steps would otherwise spin forever).
             tokio::task::yield_now().await;
-            if !step.profiles.is_empty() && !step.profiles.contains(&self.settings.profile) {
+            if !step.profiles.is_empty() && !self.settings.profile.shipped.is_some_and(|p| step.profiles.contains(&p)) {
                 continue;
             }
             if step.when_saved.iter().any(|name| !self.variables.fixed.contains_key(&format!("saved.{name}"))) {
@@ -247,15 +247,15 @@ impl CaseRun<'_> {
                     match session.recv(remaining).await {
                         Event::Timeout => return Ok(()),
                         Event::Text(text) => {
-                            let t = message_type(&text);
+                            let t = self.catalog.discriminator().name_in(&text);
                             if !t.as_ref().is_some_and(|t| silence.ignore.contains(t)) {
-                                return Err(fail(wanted, format!("got {}", describe_text(&text))));
+                                return Err(fail(wanted, format!("got {}", describe_text(self.catalog.discriminator(), &text))));
                             }
                         }
                         Event::Binary(bytes) => {
                             return Err(fail(wanted, format!("got a binary frame of {} bytes", bytes.len())))
                         }
-                        other => return Err(fail(wanted, ended(&other))),
+                        other => return Err(fail(wanted, ended(&other, self.catalog.discriminator()))),
                     }
                 }
             }
@@ -271,7 +271,7 @@ impl CaseRun<'_> {
                     match session.recv(deadline.saturating_duration_since(Instant::now())).await {
                         Event::Timeout => return Ok(()),
                         Event::Text(_) | Event::Binary(_) => continue,
-                        other => return Err(fail(wanted, ended(&other))),
+                        other => return Err(fail(wanted, ended(&other, self.catalog.discriminator()))),
                     }
                 }
             }
@@ -299,7 +299,7 @@ impl CaseRun<'_> {
     }
 
     fn server_set(&self) -> MessageSet {
-        MessageSet::of(self.settings.profile, Direction::Server)
+        self.settings.profile.server
     }
 
     /// Done with the current connection: it is closed cleanly (Close 1000, a short wait for
@@ -388,11 +388,12 @@ impl CaseRun<'_> {
         let wanted = "HTTP 401 at the handshake, or Close 1008 before any welcome";
         let welcome = self.variables.expand_str("{{welcome}}").unwrap_or_default();
         let grace = self.settings.scaled(REJECTION_GRACE);
+        let discriminator = self.catalog.discriminator();
         let session = self.session.as_mut().ok_or_else(no_connection)?;
         let deadline = Instant::now() + grace;
         loop {
             match session.recv(deadline.saturating_duration_since(Instant::now())).await {
-                Event::Text(text) if message_type(&text).as_deref() == Some(welcome.as_str()) => {
+                Event::Text(text) if discriminator.name_in(&text).as_deref() == Some(welcome.as_str()) => {
                     return Err(fail(wanted, format!("the connection was accepted and welcomed ({welcome})")));
                 }
                 Event::Text(_) | Event::Binary(_) => continue,
@@ -414,6 +415,7 @@ impl CaseRun<'_> {
         let set = self.server_set();
         let wanted =
             format!("{}{wanted_type} within {timeout:?}", if expect.first { "the first message to be " } else { "" });
+        let discriminator = self.catalog.discriminator();
         let session = self.session.as_mut().ok_or_else(no_connection)?;
         let deadline = Instant::now() + timeout;
         let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
@@ -438,15 +440,15 @@ impl CaseRun<'_> {
                     };
                     return Err(fail(wanted, others));
                 }
-                other => return Err(fail(wanted, ended(&other))),
+                other => return Err(fail(wanted, ended(&other, self.catalog.discriminator()))),
             };
             let parsed: Option<Value> = serde_json::from_str(&text).ok();
-            let found_type = parsed.as_ref().and_then(|v| v.get("type")).and_then(Value::as_str).map(str::to_string);
+            let found_type = parsed.as_ref().and_then(|v| discriminator.name_of(v)).map(str::to_string);
             if found_type.as_deref() == Some(wanted_type.as_str()) {
                 break parsed.expect("a type was read from it");
             }
             if expect.first {
-                return Err(fail(wanted, format!("the first message was {}", describe_text(&text))));
+                return Err(fail(wanted, format!("the first message was {}", describe_text(discriminator, &text))));
             }
             let mut key = found_type.unwrap_or_else(|| "untyped or non-JSON messages".into());
             if skipped.len() >= DISTINCT_KEPT && !skipped.contains_key(&key) {
@@ -509,7 +511,7 @@ impl CaseRun<'_> {
                     });
                 }
                 Event::Timeout => return Err(fail(wanted, format!("the connection was still open after {timeout:?}"))),
-                other => return Err(fail(wanted, ended(&other))),
+                other => return Err(fail(wanted, ended(&other, self.catalog.discriminator()))),
             }
         }
     }
@@ -541,7 +543,7 @@ impl CaseRun<'_> {
                     continue;
                 }
                 other => {
-                    return Err(fail(format!("the connection to stay open for {:?}", observe.duration), ended(&other)))
+                    return Err(fail(format!("the connection to stay open for {:?}", observe.duration), ended(&other, self.catalog.discriminator())))
                 }
             };
             count += 1;
@@ -559,7 +561,7 @@ impl CaseRun<'_> {
                 }
             }
             if let Some(cadence) = &observe.cadence {
-                if message.get("type").and_then(Value::as_str) == Some(cadence.message_type.as_str()) {
+                if self.catalog.discriminator().name_of(&message) == Some(cadence.message_type.as_str()) {
                     let group = match &cadence.group_by {
                         Some(pointer) => message.pointer(pointer).map_or_else(|| "(none)".into(), |v| v.to_string()),
                         None => String::new(),
@@ -639,14 +641,10 @@ fn shift(mut entry: TranscriptEntry, offset: Duration) -> TranscriptEntry {
     entry
 }
 
-fn message_type(text: &str) -> Option<String> {
-    serde_json::from_str::<Value>(text).ok()?.get("type")?.as_str().map(str::to_string)
-}
-
 use crate::session::clip;
 
-fn describe_text(text: &str) -> String {
-    match message_type(text) {
+fn describe_text(discriminator: &Discriminator, text: &str) -> String {
+    match discriminator.name_in(text) {
         Some(t) => format!("{t} ({})", clip(text)),
         None => format!("{:?}", clip(text)),
     }
@@ -660,12 +658,12 @@ fn close_text(frame: &Option<(u16, String)>) -> String {
     }
 }
 
-fn ended(event: &Event) -> String {
+fn ended(event: &Event, discriminator: &Discriminator) -> String {
     match event {
         Event::Closed(frame) => format!("the server closed the connection with {}", close_text(frame)),
         Event::Dropped(reason) => format!("the connection was dropped without a Close frame ({reason})"),
         Event::Timeout => "nothing arrived".into(),
-        Event::Text(text) => format!("got {}", describe_text(text)),
+        Event::Text(text) => format!("got {}", describe_text(discriminator, text)),
         Event::Binary(bytes) => format!("got a binary frame of {} bytes", bytes.len()),
     }
 }

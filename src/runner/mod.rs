@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::outcome::{CaseReport, RunReport, Status};
-use crate::profile::Profile;
+use crate::profile::ProfileSpec;
 use crate::profile_hint::{self, TypeTally};
 use crate::scenario::loader::Suite;
 use crate::scenario::template::Variables;
@@ -21,7 +21,7 @@ use crate::tokens;
 #[derive(Debug, Clone)]
 pub struct RunSettings {
     pub url: String,
-    pub profile: Profile,
+    pub profile: Arc<ProfileSpec>,
     pub token: Option<String>,
     pub jwt_secret: Option<String>,
     pub strict: bool,
@@ -51,12 +51,12 @@ pub struct PlannedCase {
 }
 
 /// Cases of `suites` that apply to `profile` and whose id matches `filter` (a glob).
-pub fn plan(suites: &[Suite], profile: Profile, filter: Option<&str>) -> Vec<PlannedCase> {
+pub fn plan(suites: &[Suite], profile: &ProfileSpec, filter: Option<&str>) -> Vec<PlannedCase> {
     let mut planned = Vec::new();
     for suite in suites {
         let name: Arc<str> = suite.name.as_str().into();
         for case in &suite.file.cases {
-            if case.applies_to(profile) && filter.is_none_or(|f| glob_match(f, &case.id)) {
+            if case.applies_to(profile.shipped) && filter.is_none_or(|f| glob_match(f, &case.id)) {
                 planned.push(PlannedCase { suite: name.clone(), case: case.clone() });
             }
         }
@@ -91,10 +91,10 @@ const CASE_LIMIT: Duration = Duration::from_secs(120);
 pub async fn run(
     planned: Vec<PlannedCase>,
     settings: Arc<RunSettings>,
-    catalog: Arc<Catalog>,
     events: mpsc::UnboundedSender<RunEvent>,
     bundled: bool,
 ) -> RunReport {
+    let catalog = settings.profile.catalog.clone();
     let started = Instant::now();
     let _ = events.send(RunEvent::Started { total: planned.len() });
     let variables = Arc::new(base_variables(&settings));
@@ -136,12 +136,11 @@ pub async fn run(
             }),
         }
     }
-    let hints: Vec<String> =
-        profile_hint::hint(&catalog, settings.profile, received_types.counts()).into_iter().collect();
+    let hints: Vec<String> = profile_hint::hint(&settings.profile, received_types.counts()).into_iter().collect();
     RunReport {
         target: settings.url.clone(),
         bundled,
-        profile: settings.profile,
+        profile: settings.profile.name.clone(),
         cases,
         duration: started.elapsed(),
         hints,
@@ -205,6 +204,11 @@ fn missing_need(case: &Case, settings: &RunSettings) -> Option<String> {
                         .into(),
                 );
             }
+            Need::RequestExample => {
+                return Some(
+                    "needs a request to send: the document gives no example its schema accepts, and wsprobe cannot build one from the schema; add `examples` to the request message".into(),
+                );
+            }
             _ => {}
         }
     }
@@ -216,15 +220,10 @@ fn base_variables(settings: &RunSettings) -> Variables {
     let mut set = |k: &str, v: String| {
         variables.fixed.insert(k.to_string(), v);
     };
-    set("profile", settings.profile.name().to_string());
-    set(
-        "welcome",
-        match settings.profile {
-            Profile::Core => "Connected",
-            Profile::Ai => "connection",
-        }
-        .to_string(),
-    );
+    set("profile", settings.profile.name.clone());
+    if let Some(welcome) = &settings.profile.welcome {
+        set("welcome", welcome.clone());
+    }
     // Forged tokens need no secret: no server can verify them.
     set("alg_none_token", tokens::ALG_NONE.to_string());
     set("garbage_token", tokens::GARBAGE.to_string());

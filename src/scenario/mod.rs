@@ -2,6 +2,7 @@
 //! `schemas/scenario.schema.json`; unknown keys are errors so a typo never silently
 //! weakens a check.
 
+pub mod derived;
 pub(crate) mod duration;
 pub mod loader;
 pub mod matcher;
@@ -59,6 +60,10 @@ pub enum Need {
     Token,
     /// The signing secret, to mint expired and wrongly signed tokens: `--jwt-secret`.
     JwtSecret,
+    /// A valid request to send, which a derived case lacks when the document gives no valid
+    /// example and none can be built from the schema. Not for scenario files.
+    #[serde(skip)]
+    RequestExample,
 }
 
 impl Need {
@@ -66,6 +71,7 @@ impl Need {
         match self {
             Need::Token => "token",
             Need::JwtSecret => "jwt_secret",
+            Need::RequestExample => "request_example",
         }
     }
 }
@@ -96,8 +102,10 @@ pub struct Case {
 }
 
 impl Case {
-    pub fn applies_to(&self, profile: Profile) -> bool {
-        self.profiles.is_empty() || self.profiles.contains(&profile)
+    /// A case that names profiles applies to those shipped profiles only: a profile read from
+    /// an AsyncAPI document runs the cases that name none.
+    pub fn applies_to(&self, shipped: Option<Profile>) -> bool {
+        self.profiles.is_empty() || shipped.is_some_and(|p| self.profiles.contains(&p))
     }
 }
 

@@ -68,7 +68,7 @@ pub struct Change {
 pub fn diff(old: &SchemaSource, new: &SchemaSource) -> Vec<Change> {
     let (old_docs, new_docs) = (documents(old), documents(new));
     let mut changes = Vec::new();
-    for set in MessageSet::ALL {
+    for set in MessageSet::FOLDERS {
         let (old_types, new_types) = (messages(&old_docs, set), messages(&new_docs, set));
         let names: BTreeSet<&String> = old_types.keys().chain(new_types.keys()).collect();
         for name in names {

@@ -10,6 +10,7 @@ mod compiled;
 /// A `$ref` from a schema file: the target file and JSON Pointer, for the fuzzer's generator.
 pub(crate) use compiled::resolve as resolve_reference;
 pub mod diff;
+pub mod instance;
 pub mod scan;
 mod source;
 pub mod spec_examples;
@@ -85,6 +86,77 @@ pub struct Catalog {
     /// Every document under its base URI, so any of them can be compiled with `$ref`s resolved.
     registry: jsonschema::Registry<'static>,
     sets: BTreeMap<MessageSet, BTreeMap<String, MessageSchema>>,
+    /// Where a message says which one it is.
+    discriminator: Discriminator,
+    /// Per set, where the list of its messages lives (`core/envelope.json`, or a channel's
+    /// messages in an AsyncAPI document, `feed.yaml#/channels/public/messages`): named by the
+    /// violation of a message that matches none.
+    dispatch: BTreeMap<MessageSet, String>,
+}
+
+/// The member of a message that names it: `/type` in Bot Core, `/event` in many feeds. A JSON
+/// Pointer, so it may sit deeper than the root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discriminator {
+    pointer: String,
+    /// The member in quotes (`"type"`), for the one-pass scan; `None` below the root.
+    quoted_member: Option<Vec<u8>>,
+}
+
+impl Discriminator {
+    /// `pointer` is a JSON Pointer (`/type`); a bare name (`type`) is taken as one below the root.
+    pub fn new(pointer: &str) -> Discriminator {
+        let pointer = if pointer.starts_with('/') { pointer.to_string() } else { format!("/{pointer}") };
+        let member = &pointer[1..];
+        let plain = !member.is_empty() && !member.contains(['/', '~', '"', '\\']);
+        Discriminator { quoted_member: plain.then(|| format!("\"{member}\"").into_bytes()), pointer }
+    }
+
+    pub fn pointer(&self) -> &str {
+        &self.pointer
+    }
+
+    /// How messages name it: `type`, `header/kind`.
+    pub fn label(&self) -> &str {
+        &self.pointer[1..]
+    }
+
+    /// The message's name for itself, when it has a string there.
+    pub fn name_of<'v>(&self, message: &'v Value) -> Option<&'v str> {
+        message.pointer(&self.pointer)?.as_str()
+    }
+
+    /// [`Discriminator::name_of`] a text frame: read where producers put it (first or last)
+    /// without parsing the rest, else parsed.
+    pub fn name_in(&self, text: &str) -> Option<String> {
+        if let Some(name) = self.quoted_member.as_deref().and_then(|quoted| scan::message_type(text, quoted)) {
+            return Some(name.to_string());
+        }
+        self.name_of(&serde_json::from_str::<Value>(text).ok()?).map(str::to_string)
+    }
+
+    /// Where the payload schema of a message fixes its name: `/properties/type/const`.
+    fn schema_pointer(&self) -> String {
+        self.pointer.split('/').skip(1).map(|token| format!("/properties/{token}")).collect()
+    }
+
+    /// The name a message schema fixes with `const` (or an `enum` of one value).
+    pub fn fixed_in(&self, schema: &Value) -> Option<String> {
+        let member = schema.pointer(&self.schema_pointer())?;
+        let fixed = member.get("const").or_else(|| member.get("enum")?.as_array().filter(|e| e.len() == 1)?.first());
+        fixed?.as_str().map(str::to_string)
+    }
+}
+
+/// One message schema for [`Catalog::assemble`]: the set, the document it is, its name.
+pub struct Entry {
+    pub set: MessageSet,
+    pub file: String,
+    pub message_type: String,
+    /// The message's title where the document has none of its own (an AsyncAPI message name).
+    pub title: Option<String>,
+    /// Examples from outside the schema (an AsyncAPI message's); the schema's own when empty.
+    pub examples: Vec<Value>,
 }
 
 /// A single problem found in a message.
@@ -124,18 +196,42 @@ impl Catalog {
         Catalog::compile(&SchemaSource::embedded())
     }
 
+    /// The schema tree: one set per folder (`core/`, `ai/`, `client/`), each message named by
+    /// its `properties.type.const`.
     pub fn compile(source: &SchemaSource) -> Result<Catalog, SchemaError> {
-        let mut documents = BTreeMap::new();
-        for (file, text) in source.files() {
-            let value: Value = serde_json::from_str(text).map_err(|e| SchemaError::Parse {
-                file: file.to_string(),
-                line: e.line(),
-                column: e.column(),
-                reason: e.to_string(),
-            })?;
-            documents.insert(file.to_string(), value);
+        let documents = parse_documents(source)?;
+        let discriminator = Discriminator::new("/type");
+        let mut entries = Vec::new();
+        for set in MessageSet::FOLDERS {
+            let before = entries.len();
+            let prefix = format!("{}/", set.dir());
+            for (file, doc) in documents.range(prefix.clone()..) {
+                let Some(name) = file.strip_prefix(&prefix) else { break };
+                if name.contains('/') || name == ENVELOPE_FILE || name == COMMON_FILE {
+                    continue;
+                }
+                let message_type =
+                    discriminator.fixed_in(doc).ok_or_else(|| SchemaError::MissingTypeConst { file: file.clone() })?;
+                entries.push(Entry { set, file: file.clone(), message_type, title: None, examples: Vec::new() });
+            }
+            if entries.len() == before {
+                return Err(SchemaError::EmptySet { set, origin: source.origin().to_string() });
+            }
         }
+        let dispatch = MessageSet::FOLDERS.into_iter().map(|set| (set, format!("{}/{ENVELOPE_FILE}", set.dir()))).collect();
+        Catalog::assemble(source.origin(), documents, entries, discriminator, dispatch)
+    }
 
+    /// A catalog of the given message schemas. `documents` holds them and every document they
+    /// refer to, by path relative to one folder; `dispatch` names, per set, where its list of
+    /// messages lives.
+    pub fn assemble(
+        origin: &str,
+        documents: BTreeMap<String, Value>,
+        entries: Vec<Entry>,
+        discriminator: Discriminator,
+        dispatch: BTreeMap<MessageSet, String>,
+    ) -> Result<Catalog, SchemaError> {
         let mut builder = jsonschema::Registry::new();
         for (file, doc) in &documents {
             builder = builder
@@ -144,38 +240,44 @@ impl Catalog {
         }
         let registry = builder
             .prepare()
-            .map_err(|e| SchemaError::Register { file: source.origin().to_string(), reason: e.to_string() })?;
+            .map_err(|e| SchemaError::Register { file: origin.to_string(), reason: e.to_string() })?;
 
-        let mut sets = BTreeMap::new();
-        for set in MessageSet::ALL {
-            let mut messages: BTreeMap<String, MessageSchema> = BTreeMap::new();
-            let prefix = format!("{}/", set.dir());
-            for (file, doc) in documents.range(prefix.clone()..) {
-                let Some(name) = file.strip_prefix(&prefix) else { break };
-                if name.contains('/') || name == ENVELOPE_FILE || name == COMMON_FILE {
-                    continue;
-                }
-                let schema = compile_message(&registry, file, doc)?;
-                if let Some(previous) = messages.get(&schema.message_type) {
-                    return Err(SchemaError::DuplicateType {
-                        set,
-                        message_type: schema.message_type.clone(),
-                        first: previous.file.clone(),
-                        second: file.clone(),
-                    });
-                }
-                messages.insert(schema.message_type.clone(), schema);
+        let mut sets: BTreeMap<MessageSet, BTreeMap<String, MessageSchema>> = BTreeMap::new();
+        for entry in entries {
+            let doc = documents.get(&entry.file).ok_or_else(|| SchemaError::Compile {
+                file: entry.file.clone(),
+                reason: "no such document in the catalog".into(),
+            })?;
+            let mut schema = compile_message(&registry, &entry.file, entry.message_type, doc)?;
+            schema.title = schema.title.or(entry.title);
+            if !entry.examples.is_empty() {
+                schema.examples = entry.examples;
             }
-            if messages.is_empty() {
-                return Err(SchemaError::EmptySet { set, origin: source.origin().to_string() });
+            let messages = sets.entry(entry.set).or_default();
+            if let Some(previous) = messages.get(&schema.message_type) {
+                return Err(SchemaError::DuplicateType {
+                    set: entry.set,
+                    message_type: schema.message_type.clone(),
+                    first: previous.file.clone(),
+                    second: entry.file,
+                });
             }
-            sets.insert(set, messages);
+            messages.insert(schema.message_type.clone(), schema);
         }
-        Ok(Catalog { origin: source.origin().to_string(), documents, registry, sets })
+        Ok(Catalog { origin: origin.to_string(), documents, registry, sets, discriminator, dispatch })
     }
 
     pub fn origin(&self) -> &str {
         &self.origin
+    }
+
+    pub fn discriminator(&self) -> &Discriminator {
+        &self.discriminator
+    }
+
+    /// The sets this catalog has messages for.
+    pub fn sets(&self) -> impl Iterator<Item = MessageSet> + '_ {
+        self.sets.keys().copied()
     }
 
     /// Compiles any document of the catalog (an envelope, say) the way message schemas are compiled.
@@ -203,14 +305,15 @@ impl Catalog {
 
     /// The sets whose schemas define `message_type`.
     pub fn sets_defining(&self, message_type: &str) -> Vec<MessageSet> {
-        MessageSet::ALL.into_iter().filter(|s| self.message(*s, message_type).is_some()).collect()
+        self.sets().filter(|s| self.message(*s, message_type).is_some()).collect()
     }
 
     /// The fastest path, for streams of mostly valid messages: one pass over `text` (see
-    /// [`scan`]), with the message's `type`. `None` when `type` is neither the first nor the
-    /// last member, or its schema is not compiled: the caller then takes [`Catalog::valid_type`].
+    /// [`scan`]), with the message's name. `None` when the discriminator is neither the first
+    /// nor the last member, or its schema is not compiled: the caller then takes
+    /// [`Catalog::valid_type`].
     pub fn scan<'t>(&self, set: MessageSet, text: &'t str, tape: &mut Tape) -> Option<(&'t str, Scanned)> {
-        let message_type = scan::message_type(text)?;
+        let message_type = scan::message_type(text, self.discriminator.quoted_member.as_deref()?)?;
         let program = self.program(self.message(set, message_type)?)?;
         Some((message_type, scan::scan(program, text, tape)))
     }
@@ -223,7 +326,11 @@ impl Catalog {
     /// is certainly valid in `set`. `None` means "not known to be valid": the caller checks the
     /// message with [`Catalog::validate`], which decides and explains.
     pub fn valid_type<'t>(&self, set: MessageSet, root: TapeNode<'t>) -> Option<&'t str> {
-        let message_type = root.member("type")?.str()?;
+        let mut node = root;
+        for token in self.discriminator.pointer.split('/').skip(1) {
+            node = node.member(token)?;
+        }
+        let message_type = node.str()?;
         let schema = self.message(set, message_type)?;
         if let Some(Ok(valid)) = self.program(schema).map(|program| program.check(root)) {
             return valid.then_some(message_type);
@@ -238,46 +345,58 @@ impl Catalog {
         validator.is_valid(root).then_some(message_type)
     }
 
-    /// Checks one message against the schema its `type` selects within `set`.
+    /// Checks one message against the schema its discriminator selects within `set`.
     pub fn validate(&self, set: MessageSet, message: &Value) -> Verdict {
-        let envelope = |pointer: &str| format!("{}/{ENVELOPE_FILE}#{pointer}", set.dir());
-        let reject = |message_type: Option<String>, pointer: &str, message: String| Verdict {
+        let dispatch = self.dispatch.get(&set).map(String::as_str).unwrap_or(set.dir());
+        let name = self.discriminator.label();
+        let pointer = &self.discriminator.pointer;
+        // A dispatch document's keyword, or the place in an AsyncAPI document that lists the messages.
+        let at = |keyword: &str| match dispatch.contains('#') {
+            true => dispatch.to_string(),
+            false => format!("{dispatch}#{keyword}"),
+        };
+        let reject = |message_type: Option<String>, instance_path: &str, keyword: &str, message: String| Verdict {
             message_type,
-            violations: vec![Violation { instance_path: String::new(), schema_path: envelope(pointer), message }],
+            violations: vec![Violation { instance_path: instance_path.into(), schema_path: at(keyword), message }],
         };
-        let Some(object) = message.as_object() else {
-            return reject(None, "/type", format!("expected a JSON object, found {}", describe(message)));
-        };
-        let message_type = match object.get("type") {
-            None => return reject(None, "/required", "missing required property \"type\"".into()),
+        if !message.is_object() {
+            let found = describe(message);
+            return reject(None, "", pointer, format!("expected a JSON object, found {found}"));
+        }
+        let message_type = match message.pointer(pointer) {
+            None => return reject(None, "", "/required", format!("missing required property {name:?}")),
             Some(Value::String(t)) => t,
             Some(other) => {
-                return Verdict {
-                    message_type: None,
-                    violations: vec![Violation {
-                        instance_path: "/type".into(),
-                        schema_path: envelope("/properties/type/enum"),
-                        message: format!("\"type\" must be a string naming a message, found {}", describe(other)),
-                    }],
-                }
+                let found = describe(other);
+                let text = format!("{name:?} must be a string naming a message, found {found}");
+                return reject(None, pointer, &format!("/properties{pointer}/enum"), text);
             }
         };
         let Some(schema) = self.message(set, message_type) else {
             let known: Vec<&str> = self.messages(set).map(|m| m.message_type.as_str()).collect();
-            return Verdict {
-                message_type: Some(message_type.clone()),
-                violations: vec![Violation {
-                    instance_path: "/type".into(),
-                    schema_path: envelope("/properties/type/enum"),
-                    message: format!(
-                        "unknown message type {message_type:?} for {set} messages (expected one of: {})",
-                        known.join(", ")
-                    ),
-                }],
-            };
+            let text = format!(
+                "unknown message {name} {message_type:?} for {set} messages (expected one of: {})",
+                known.join(", ")
+            );
+            return reject(Some(message_type.clone()), pointer, &format!("/properties{pointer}/enum"), text);
         };
         Verdict { message_type: Some(message_type.clone()), violations: schema.violations(message) }
     }
+}
+
+/// Every file of `source`, parsed.
+fn parse_documents(source: &SchemaSource) -> Result<BTreeMap<String, Value>, SchemaError> {
+    let mut documents = BTreeMap::new();
+    for (file, text) in source.files() {
+        let value: Value = serde_json::from_str(text).map_err(|e| SchemaError::Parse {
+            file: file.to_string(),
+            line: e.line(),
+            column: e.column(),
+            reason: e.to_string(),
+        })?;
+        documents.insert(file.to_string(), value);
+    }
+    Ok(documents)
 }
 
 impl MessageSchema {
@@ -302,12 +421,12 @@ impl MessageSchema {
     }
 }
 
-fn compile_message(registry: &jsonschema::Registry<'_>, file: &str, doc: &Value) -> Result<MessageSchema, SchemaError> {
-    let message_type = doc
-        .pointer("/properties/type/const")
-        .and_then(Value::as_str)
-        .ok_or_else(|| SchemaError::MissingTypeConst { file: file.to_string() })?
-        .to_string();
+fn compile_message(
+    registry: &jsonschema::Registry<'_>,
+    file: &str,
+    message_type: String,
+    doc: &Value,
+) -> Result<MessageSchema, SchemaError> {
     let validator = compile_validator(registry, file, doc)?;
     Ok(MessageSchema {
         file: file.to_string(),

@@ -35,19 +35,20 @@ pub enum Scanned {
     Unsure,
 }
 
-/// The `type` of a message whose root object has `"type":"…"` as its first or its last member
+/// The discriminator of a message whose root object has `"type":"…"` (`quoted_member` is the
+/// discriminator's name in quotes, `"type"` for Bot Core) as its first or its last member
 /// (whitespace allowed): producers put it first, and serializers that sort keys put it last.
 /// `None` otherwise. A wrong guess is harmless: the scan checks the whole text against the
-/// guessed schema, whose `type` is a `const`.
-pub fn message_type(text: &str) -> Option<&str> {
-    leading_type(text).or_else(|| trailing_type(text))
+/// guessed schema, whose discriminator is a `const`.
+pub fn message_type<'t>(text: &'t str, quoted_member: &[u8]) -> Option<&'t str> {
+    leading_type(text, quoted_member).or_else(|| trailing_type(text, quoted_member))
 }
 
 fn is_space(byte: u8) -> bool {
     matches!(byte, b' ' | b'\n' | b'\r' | b'\t')
 }
 
-fn leading_type(text: &str) -> Option<&str> {
+fn leading_type<'t>(text: &'t str, quoted_member: &[u8]) -> Option<&'t str> {
     let bytes = text.as_bytes();
     let mut pos = 0;
     let expect = |token: &[u8], pos: &mut usize| {
@@ -57,7 +58,7 @@ fn leading_type(text: &str) -> Option<&str> {
         bytes.get(*pos..*pos + token.len()).filter(|found| *found == token).map(|_| *pos += token.len())
     };
     expect(b"{", &mut pos)?;
-    expect(b"\"type\"", &mut pos)?;
+    expect(quoted_member, &mut pos)?;
     expect(b":", &mut pos)?;
     expect(b"\"", &mut pos)?;
     let start = pos;
@@ -66,7 +67,7 @@ fn leading_type(text: &str) -> Option<&str> {
 }
 
 /// The same read backwards from the closing brace: `…,"type":"X"}`.
-fn trailing_type(text: &str) -> Option<&str> {
+fn trailing_type<'t>(text: &'t str, quoted_member: &[u8]) -> Option<&'t str> {
     let bytes = text.as_bytes();
     let mut end = bytes.len();
     let expect = |token: &[u8], end: &mut usize| {
@@ -85,7 +86,7 @@ fn trailing_type(text: &str) -> Option<&str> {
     }
     end = open;
     expect(b":", &mut end)?;
-    expect(b"\"type\"", &mut end)?;
+    expect(quoted_member, &mut end)?;
     if expect(b",", &mut end).is_none() {
         expect(b"{", &mut end)?;
     }
@@ -410,18 +411,22 @@ static ANY_VALUE: Plan = Plan::ANY;
 mod tests {
     use super::*;
 
+    const TYPE: &[u8] = b"\"type\"";
+
     #[test]
     fn the_type_is_found_first_or_last_and_nowhere_else() {
-        assert_eq!(message_type(r#" { "type" : "Pong", "data": {} }"#), Some("Pong"));
-        assert_eq!(message_type(r#"{"data":{"type":"X"},"type":"Pong"}"#), Some("Pong"));
-        assert_eq!(message_type("{\"data\":1 ,\n \"type\" : \"Pong\" }\n"), Some("Pong"));
-        assert_eq!(message_type(r#"{"type":"Pong"}"#), Some("Pong"));
-        assert_eq!(message_type(r#"{"data":{"type":"X"},"timestamp":1}"#), None);
-        assert_eq!(message_type(r#"{"data":{"type":"X"}}"#), None);
-        assert_eq!(message_type(r#"{"a":"q\",\"type\":\"X"}"#), None);
-        assert_eq!(message_type(r#"{"type":"P\u006fng"}"#), None);
-        assert_eq!(message_type(r#"["type","Pong"]"#), None);
-        assert_eq!(message_type(""), None);
-        assert_eq!(message_type("}"), None);
+        assert_eq!(message_type(r#" { "type" : "Pong", "data": {} }"#, TYPE), Some("Pong"));
+        assert_eq!(message_type(r#"{"data":{"type":"X"},"type":"Pong"}"#, TYPE), Some("Pong"));
+        assert_eq!(message_type("{\"data\":1 ,\n \"type\" : \"Pong\" }\n", TYPE), Some("Pong"));
+        assert_eq!(message_type(r#"{"type":"Pong"}"#, TYPE), Some("Pong"));
+        assert_eq!(message_type(r#"{"data":{"type":"X"},"timestamp":1}"#, TYPE), None);
+        assert_eq!(message_type(r#"{"data":{"type":"X"}}"#, TYPE), None);
+        assert_eq!(message_type(r#"{"a":"q\",\"type\":\"X"}"#, TYPE), None);
+        assert_eq!(message_type(r#"{"type":"P\u006fng"}"#, TYPE), None);
+        assert_eq!(message_type(r#"["type","Pong"]"#, TYPE), None);
+        assert_eq!(message_type("", TYPE), None);
+        assert_eq!(message_type("}", TYPE), None);
+        assert_eq!(message_type(r#"{"reqid":1,"event":"pong"}"#, b"\"event\""), Some("pong"));
+        assert_eq!(message_type(r#"{"type":"pong"}"#, b"\"event\""), None);
     }
 }

@@ -28,6 +28,12 @@ impl SchemaSource {
         SchemaSource { origin: "embedded schemas".into(), files }
     }
 
+    /// Any file of the embedded schema tree by its path below `schemas/`, the AsyncAPI
+    /// document included.
+    pub fn embedded_text(relative: &str) -> Option<&'static str> {
+        embedded::SCHEMA_FILES.iter().find(|(path, _)| *path == relative).map(|(_, text)| *text)
+    }
+
     /// Every `*.json` below `dir`.
     pub fn from_dir(dir: &Path) -> Result<SchemaSource, SchemaError> {
         let mut files = BTreeMap::new();

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::outcome::CaseReport;
-use crate::profile::Profile;
+use crate::profile::ProfileSpec;
 use crate::scenario::BroadcastPolicy;
 use crate::session::Direction;
 #[cfg(test)]
@@ -83,7 +83,7 @@ pub fn rules_from_yaml(text: &str) -> Result<Vec<Rule>, String> {
 }
 
 /// The defaults: times and ids anywhere (both profiles name them alike), then tokens.
-pub fn default_rules(_profile: Profile) -> Vec<Rule> {
+pub fn default_rules() -> Vec<Rule> {
     let rule = |path: &str, action: Action| Rule { path: path.into(), action };
     vec![
         rule("/**/timestamp", Action::Time),
@@ -96,16 +96,6 @@ pub fn default_rules(_profile: Profile) -> Vec<Rule> {
     ]
 }
 
-/// Message types a server broadcasts on its own schedule; left out of the exchange.
-pub fn broadcasts(profile: Profile) -> &'static [&'static str] {
-    match profile {
-        Profile::Core => {
-            &["MarketData", "ChartUpdate", "AISignalReceived", "TradeExecuted", "PositionUpdate", "BotStatusUpdate"]
-        }
-        Profile::Ai => &["AISignalReceived"],
-    }
-}
-
 /// `2025-10-10T10:30:00…`: a date, a `T`, a time.
 fn looks_like_iso(text: &str) -> bool {
     let b = text.as_bytes();
@@ -114,16 +104,6 @@ fn looks_like_iso(text: &str) -> bool {
         && b[4] == b'-'
         && b[7] == b'-'
         && (b[10] == b'T' || b[10] == b't')
-}
-
-/// A broadcast type, or an Error that is not a reply: replies to bad input carry
-/// `WEBSOCKET_ERROR` (schemas/README.md, choice 15), other codes come from the trading loop.
-fn is_broadcast(message: &Value, types: &[&str]) -> bool {
-    match message.get("type").and_then(Value::as_str) {
-        Some("Error") => message.pointer("/data/code").and_then(Value::as_str) != Some("WEBSOCKET_ERROR"),
-        Some(t) => types.contains(&t),
-        None => false,
-    }
 }
 
 fn segment_matches(pattern: &str, segment: &str) -> bool {
@@ -213,9 +193,9 @@ impl Redactor<'_> {
 }
 
 /// The snapshot text of one case: a header line, then one line per frame of the exchange.
-pub fn case_text(case: &CaseReport, profile: Profile, rules: &[Rule]) -> String {
+pub fn case_text(case: &CaseReport, profile: &ProfileSpec, rules: &[Rule]) -> String {
     let mut redactor = Redactor { rules, ids: BTreeMap::new() };
-    let skipped = broadcasts(profile);
+    let discriminator = profile.discriminator();
     let mut out = format!("case {}: {}\n", case.id, case.status.label());
     let mut shapes = std::collections::BTreeSet::new();
     for frame in &case.recording {
@@ -226,10 +206,11 @@ pub fn case_text(case: &CaseReport, profile: Profile, rules: &[Rule]) -> String 
         let line = match frame.kind {
             "text" => match serde_json::from_str::<Value>(&frame.data) {
                 Ok(mut value) => {
-                    let message_type = value.get("type").and_then(Value::as_str).map(str::to_string);
-                    if frame.direction == Direction::Received && is_broadcast(&value, skipped) {
+                    let message_type = discriminator.name_of(&value).map(str::to_string);
+                    if frame.direction == Direction::Received && profile.is_broadcast(&value) {
                         if case.broadcasts == BroadcastPolicy::Shapes {
-                            shapes.insert(format!("{} {}", message_type.as_deref().unwrap_or("text"), shape(&value)));
+                            let shape = shape(&value, discriminator.label());
+                            shapes.insert(format!("{} {shape}", message_type.as_deref().unwrap_or("text")));
                         }
                         continue;
                     }
@@ -252,14 +233,15 @@ pub fn case_text(case: &CaseReport, profile: Profile, rules: &[Rule]) -> String 
     out
 }
 
-/// The message with every scalar replaced by its type: its shape, whatever the values.
-fn shape(value: &Value) -> Value {
+/// The message with every scalar but its name (the member `keep`) replaced by its type: its
+/// shape, whatever the values.
+fn shape(value: &Value, keep: &str) -> Value {
     match value {
         Value::Object(map) => Value::Object(
-            map.iter().map(|(k, v)| (k.clone(), if k == "type" { v.clone() } else { shape(v) })).collect(),
+            map.iter().map(|(k, v)| (k.clone(), if k == keep { v.clone() } else { shape(v, keep) })).collect(),
         ),
         // Lists vary in length; their first element stands for the shape of the rest.
-        Value::Array(items) => Value::Array(items.first().map(shape).into_iter().collect()),
+        Value::Array(items) => Value::Array(items.first().map(|item| shape(item, keep)).into_iter().collect()),
         scalar => Value::String(format!("<{}>", type_name(scalar))),
     }
 }
@@ -320,7 +302,7 @@ mod tests {
             ),
             (Direction::Received, "close", "1000 done"),
         ]);
-        let text = case_text(&recording, Profile::Core, &default_rules(Profile::Core));
+        let text = case_text(&recording, &ProfileSpec::builtin(crate::profile::Profile::Core), &default_rules());
         assert_eq!(
             text,
             "case heartbeat.pong: PASS\n  -> connect accepted\n  <- Connected {\"data\":{\"client_id\":\"<id:1>\",\"server_time\":\"<ms>\"},\"timestamp\":\"<ms>\",\"type\":\"Connected\"}\n  -> Ping {\"timestamp\":\"<ms>\",\"type\":\"Ping\"}\n  <- Pong {\"data\":{\"timestamp\":\"<ms>\"},\"echo\":\"client_000007\",\"timestamp\":\"<ms>\",\"type\":\"Pong\"}\n  <- close 1000 done\n"
@@ -343,7 +325,7 @@ mod tests {
             (Direction::Received, "text", r#"{"type":"ChartUpdate","data":{"candles":[1,2]},"timestamp":2}"#),
         ]);
         recording.broadcasts = BroadcastPolicy::Shapes;
-        let text = case_text(&recording, Profile::Core, &default_rules(Profile::Core));
+        let text = case_text(&recording, &ProfileSpec::builtin(crate::profile::Profile::Core), &default_rules());
         assert_eq!(
             text,
             "case heartbeat.pong: PASS\n  broadcasts seen:\n    ChartUpdate {\"data\":{\"candles\":[\"<number>\"]},\"timestamp\":\"<number>\",\"type\":\"ChartUpdate\"}\n    MarketData {\"data\":{\"price\":\"<number>\",\"symbol\":\"<string>\"},\"timestamp\":\"<number>\",\"type\":\"MarketData\"}\n"
@@ -356,10 +338,10 @@ mod tests {
             "rules:\n  - {path: /data/price, action: round:1}\n  - {path: /**/timestamp, action: keep}\n",
         )
         .unwrap();
-        rules.extend(default_rules(Profile::Ai));
+        rules.extend(default_rules());
         let recording =
             case(&[(Direction::Received, "text", r#"{"type":"Pong","data":{"price":1.26},"timestamp":5}"#)]);
-        let text = case_text(&recording, Profile::Ai, &rules);
+        let text = case_text(&recording, &ProfileSpec::builtin(crate::profile::Profile::Ai), &rules);
         assert!(text.contains(r#"{"data":{"price":1.3},"timestamp":5,"type":"Pong"}"#), "{text}");
         assert!(rules_from_yaml("rules:\n  - {path: data, action: id}\n").unwrap_err().contains("must start with /"));
         assert!(rules_from_yaml("rules:\n  - {path: /a, action: hide}\n").unwrap_err().contains("round:N"));

@@ -40,7 +40,7 @@ fn catalog() -> &'static Catalog {
 fn message_seeds() -> &'static [String] {
     static SEEDS: OnceLock<Vec<String>> = OnceLock::new();
     SEEDS.get_or_init(|| {
-        let mut seeds: Vec<String> = MessageSet::ALL
+        let mut seeds: Vec<String> = MessageSet::FOLDERS
             .iter()
             .flat_map(|set| catalog().messages(*set))
             .flat_map(|m| m.examples.iter().map(Value::to_string))
@@ -215,7 +215,7 @@ fn fast_path_agrees_on_every_edge() {
                 if let Some(Value::String(message_type)) = variant.get("type") {
                     let first = format!("{{\"type\":{:?},{}", message_type, &text[1..]);
                     fast_path_agrees(first.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
-                    for set in MessageSet::ALL {
+                    for set in MessageSet::FOLDERS {
                         let mut tape = wsprobe::schema::tape::Tape::default();
                         match catalog().scan(set, &first, &mut tape) {
                             Some((_, Scanned::Valid)) => scanned_valid += 1,
@@ -291,7 +291,7 @@ fn fast_path_agrees(bytes: &[u8]) -> Result<(), TestCaseError> {
     let mut tape = wsprobe::schema::tape::Tape::default();
     // The one-pass scan comes first in `validate`, on any text at all.
     let parsed = serde_json::from_str::<Value>(text).ok();
-    for set in MessageSet::ALL {
+    for set in MessageSet::FOLDERS {
         let verdict = parsed.as_ref().map(|value| catalog().validate(set, value));
         match catalog().scan(set, text, &mut tape) {
             Some((message_type, Scanned::Valid)) => {
@@ -319,7 +319,7 @@ fn fast_path_agrees(bytes: &[u8]) -> Result<(), TestCaseError> {
     let value: Value = serde_json::from_str(text)
         .map_err(|e| TestCaseError::fail(format!("the tape read {text:?}, which serde_json refuses: {e}")))?;
     prop_assert_eq!(root.to_value().into_owned(), value.clone(), "{}", text);
-    for set in MessageSet::ALL {
+    for set in MessageSet::FOLDERS {
         let verdict = catalog().validate(set, &value);
         let fast = catalog().valid_type(set, root);
         prop_assert_eq!(fast.is_some(), verdict.is_valid(), "{} as {}: {:?}", text, set, verdict.violations);
@@ -336,7 +336,7 @@ proptest! {
     #[test]
     fn fuzz_the_validator_on_mutated_bytes(bytes in mutated_message()) {
         if let Ok(value) = serde_json::from_slice::<Value>(&bytes) {
-            for set in MessageSet::ALL {
+            for set in MessageSet::FOLDERS {
                 let verdict = catalog().validate(set, &value);
                 // A message that fails names at least one violation with a schema path.
                 prop_assert!(verdict.is_valid() || verdict.violations.iter().all(|v| !v.schema_path.is_empty() || !v.message.is_empty()));
@@ -362,7 +362,7 @@ proptest! {
     fn fuzz_the_validator_on_reshaped_messages(value in reshaped_message()) {
         fast_path_agrees(value.to_string().as_bytes())?;
         fast_path_agrees(serde_json::to_string_pretty(&value).unwrap().as_bytes())?;
-        for set in MessageSet::ALL {
+        for set in MessageSet::FOLDERS {
             let verdict = catalog().validate(set, &value);
             if !verdict.is_valid() {
                 prop_assert!(!verdict.violations.is_empty());

@@ -12,7 +12,8 @@ use wsprobe::load::plan::{ClockOffset, LoadPlan, Mode, Validation};
 use wsprobe::load::summary::{LoadSummary, Verdict};
 use wsprobe::load::{self, Outputs};
 use wsprobe::profile::Profile;
-use wsprobe::schema::Catalog;
+use wsprobe::load::operation::Operation;
+use wsprobe::profile::ProfileSpec;
 
 fn server(config: Config) -> BackgroundServer {
     BackgroundServer::start(config, SocketAddr::from(([127, 0, 0, 1], 0)), 1).expect("server starts")
@@ -28,7 +29,8 @@ fn quiet_unlimited() -> Config {
 fn plan(url: &str, mode: Mode, connections: usize, duration: Duration) -> LoadPlan {
     LoadPlan {
         url: url.to_string(),
-        profile: Profile::Core,
+        profile: Arc::new(ProfileSpec::builtin(Profile::Core)),
+        operation: Operation::of(&ProfileSpec::builtin(Profile::Core), None).unwrap(),
         mode,
         connections,
         duration,
@@ -55,7 +57,7 @@ fn run(plan: LoadPlan, hdr_log: Option<std::path::PathBuf>) -> LoadSummary {
         shard: None,
         keep_log: false,
     };
-    load::run(plan, Arc::new(Catalog::embedded().unwrap()), outputs).expect("the run completes")
+    load::run(plan, outputs).expect("the run completes")
 }
 
 #[test]

@@ -10,7 +10,7 @@ use wsprobe::outcome::Status;
 use wsprobe::profile::Profile;
 use wsprobe::runner::{self, RunSettings};
 use wsprobe::scenario::loader;
-use wsprobe::schema::Catalog;
+use wsprobe::profile::ProfileSpec;
 
 use crate::support::{start, SECRET};
 
@@ -42,7 +42,7 @@ async fn run_builtin(
     let server = start(config).await;
     let settings = Arc::new(RunSettings {
         url: server.url(),
-        profile: Profile::Core,
+        profile: Arc::new(ProfileSpec::builtin(Profile::Core)),
         token: None,
         jwt_secret: jwt_secret.map(str::to_string),
         strict: false,
@@ -53,9 +53,9 @@ async fn run_builtin(
         network: wsprobe::network::Network::shared_default(),
     });
     let suites = loader::builtin().unwrap();
-    let planned = runner::plan(&suites, Profile::Core, filter);
+    let planned = runner::plan(&suites, &ProfileSpec::builtin(Profile::Core), filter);
     let (events, _receiver) = tokio::sync::mpsc::unbounded_channel();
-    let report = runner::run(planned, settings, Arc::new(Catalog::embedded().unwrap()), events, false).await;
+    let report = runner::run(planned, settings, events, false).await;
     server.shutdown().await;
     report
 }
@@ -199,7 +199,7 @@ async fn run_scenario(config: Config, yaml: &str) -> Vec<wsprobe::outcome::CaseR
     let suite = loader::parse("test", "runaway.yaml", yaml).expect("the scenario parses");
     let settings = Arc::new(RunSettings {
         url: server.url(),
-        profile: Profile::Core,
+        profile: Arc::new(ProfileSpec::builtin(Profile::Core)),
         token: None,
         jwt_secret: None,
         strict: false,
@@ -209,9 +209,9 @@ async fn run_scenario(config: Config, yaml: &str) -> Vec<wsprobe::outcome::CaseR
         record: false,
         network: wsprobe::network::Network::shared_default(),
     });
-    let planned = runner::plan(&[suite], Profile::Core, None);
+    let planned = runner::plan(&[suite], &ProfileSpec::builtin(Profile::Core), None);
     let (events, _receiver) = tokio::sync::mpsc::unbounded_channel();
-    let report = runner::run(planned, settings, Arc::new(Catalog::embedded().unwrap()), events, false).await;
+    let report = runner::run(planned, settings, events, false).await;
     server.shutdown().await;
     report.cases
 }

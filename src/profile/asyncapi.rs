@@ -2,10 +2,8 @@
 //! sends and those it receives, each with its payload schema, the discriminator that tells
 //! them apart, and the request/reply operations with their correlation ids.
 //!
-//! This is the reading half of a profile described by a document rather than hard-wired (issue
-//! #24); the commands do not use it yet. Payloads may be inline, point into the document
-//! (`#/components/...`) or into local files beside it (`./core/Pong.json`), as the shipped
-//! `schemas/asyncapi.yaml` does.
+//! Payloads may be inline, point into the document (`#/components/...`) or into local files
+//! beside it (`./core/Pong.json`), as the shipped `schemas/asyncapi.yaml` does.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +24,10 @@ pub enum AsyncApiError {
     NoChannel { path: String, wanted: String, known: String },
     #[error("{path}: the document has several channels ({known}); pick one with --channel")]
     AmbiguousChannel { path: String, known: String },
+    #[error("{path}: no server {wanted:?}; the document has {known}")]
+    NoServer { path: String, wanted: String, known: String },
+    #[error("{path}: server {server:?} has {reason}")]
+    BadServer { path: String, server: String, reason: String },
 }
 
 /// One message of a channel.
@@ -38,8 +40,9 @@ pub struct MessageSpec {
     /// The payload schema, with the document's own `$ref`s followed; references into files are
     /// followed too (the file's content, whose own relative `$ref`s are left for the validator).
     pub payload: Value,
-    /// Where the payload file lives, when the payload came from one.
-    pub payload_file: Option<PathBuf>,
+    /// The file the payload came from, relative to the document's folder (`core/Pong.json`),
+    /// and the JSON Pointer into it (empty for the whole file).
+    pub payload_file: Option<(String, String)>,
     /// JSON Pointer into the payload of the correlation id, when one is declared.
     pub correlation: Option<String>,
     pub examples: Vec<Value>,
@@ -67,6 +70,9 @@ pub struct ChannelSpec {
 pub struct Document {
     path: PathBuf,
     root: Value,
+    /// The files beside the document, when they are not on disk (the embedded copy of the
+    /// shipped document), by path relative to its folder.
+    files: Option<BTreeMap<String, String>>,
 }
 
 impl Document {
@@ -86,7 +92,61 @@ impl Document {
         if !version.starts_with("3.") {
             return Err(AsyncApiError::Version { path: shown, found: version.to_string() });
         }
-        Ok(Document { path: path.to_path_buf(), root })
+        Ok(Document { path: path.to_path_buf(), root, files: None })
+    }
+
+    /// A document whose referenced files come from `files` (path relative to the document's
+    /// folder → text) instead of the disk.
+    pub fn with_files(mut self, files: BTreeMap<String, String>) -> Document {
+        self.files = Some(files);
+        self
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn root(&self) -> &Value {
+        &self.root
+    }
+
+    /// The text of a file the document refers to, by path relative to the document's folder.
+    pub fn read_relative(&self, relative: &str) -> Result<String, String> {
+        match &self.files {
+            Some(files) => files.get(relative).cloned().ok_or_else(|| format!("no file {relative} beside the document")),
+            None => {
+                let full = self.path.parent().unwrap_or(Path::new(".")).join(relative);
+                std::fs::read_to_string(&full).map_err(|e| format!("cannot read {}: {e}", full.display()))
+            }
+        }
+    }
+
+    /// The URL of server `id` for `channel`: `protocol://host` + `pathname` + the channel's address.
+    pub fn server_url(&self, id: &str, channel: &ChannelSpec) -> Result<String, AsyncApiError> {
+        let servers = self.root.get("servers").and_then(Value::as_object).cloned().unwrap_or_default();
+        let Some(server) = servers.get(id) else {
+            let known: Vec<&str> = servers.keys().map(String::as_str).collect();
+            let known = if known.is_empty() { "no servers".to_string() } else { known.join(", ") };
+            return Err(AsyncApiError::NoServer { path: self.shown(), wanted: id.into(), known });
+        };
+        let server = self.follow(server)?;
+        let bad = |reason: &str| AsyncApiError::BadServer {
+            path: self.shown(),
+            server: id.to_string(),
+            reason: reason.to_string(),
+        };
+        let protocol = server.get("protocol").and_then(Value::as_str).unwrap_or("ws");
+        if !matches!(protocol, "ws" | "wss") {
+            return Err(bad(&format!("protocol {protocol:?}; wsprobe speaks ws and wss")));
+        }
+        let host = server.get("host").and_then(Value::as_str).ok_or_else(|| bad("no host"))?;
+        let pathname = server.get("pathname").and_then(Value::as_str).unwrap_or("");
+        let address = channel.address.as_deref().unwrap_or("");
+        let url = format!("{protocol}://{host}{}{address}", pathname.trim_end_matches('/'));
+        if url.contains('{') {
+            return Err(bad(&format!("a variable in {url:?}; pass --url with the values filled in")));
+        }
+        Ok(url)
     }
 
     pub fn channel_ids(&self) -> Vec<String> {
@@ -127,6 +187,8 @@ impl Document {
                     if let Some(reply) = operation.get("reply") {
                         let reply = self.follow(reply)?;
                         let replies = self.operation_messages(&reply["messages"])?;
+                        // A reply is something the server sends, whether or not a send operation lists it.
+                        push_new(&mut spec.server_sends, replies.clone());
                         spec.replies.push(ReplySpec {
                             operation: operation_id.clone(),
                             requests: names,
@@ -160,13 +222,15 @@ impl Document {
         let name = message.get("name").and_then(Value::as_str).map(String::from).unwrap_or_else(|| id.clone());
         let (payload, payload_file) = match message.get("payload").and_then(|p| p.get("$ref")).and_then(Value::as_str) {
             Some(file) if !file.starts_with('#') => {
-                let (path, pointer) = file.split_once('#').unwrap_or((file, ""));
-                let full = self.path.parent().unwrap_or(Path::new(".")).join(path);
-                let text = std::fs::read_to_string(&full).map_err(|e| self.bad_ref(file, e.to_string()))?;
+                // Resolved as from a file at the folder's root, which the document is.
+                let (relative, pointer) = crate::schema::resolve_reference("document", file).ok_or_else(|| {
+                    self.bad_ref(file, "only files in the document's folder or below it are followed".into())
+                })?;
+                let text = self.read_relative(&relative).map_err(|reason| self.bad_ref(file, reason))?;
                 let document: Value = serde_norway::from_str(&text).map_err(|e| self.bad_ref(file, e.to_string()))?;
                 let payload =
-                    document.pointer(pointer).cloned().ok_or_else(|| self.bad_ref(file, "no such pointer".into()))?;
-                (payload, Some(full))
+                    document.pointer(&pointer).cloned().ok_or_else(|| self.bad_ref(file, "no such pointer".into()))?;
+                (payload, Some((relative, pointer)))
             }
             _ => (self.inline(message.get("payload").cloned().unwrap_or(Value::Null), 0)?, None),
         };
@@ -290,19 +354,20 @@ mod tests {
         assert_eq!(document.channel_ids(), ["ai", "core"]);
         let core = document.channel(Some("core")).unwrap();
         assert_eq!(core.address.as_deref(), Some("/ws"));
-        let sends: Vec<&str> = core.server_sends.iter().map(|m| m.name.as_str()).collect();
+        let mut sends: Vec<&str> = core.server_sends.iter().map(|m| m.name.as_str()).collect();
+        sends.sort();
         assert_eq!(
             sends,
             [
-                "Connected",
-                "MarketData",
-                "ChartUpdate",
-                "PositionUpdate",
-                "TradeExecuted",
                 "AISignalReceived",
                 "BotStatusUpdate",
+                "ChartUpdate",
+                "Connected",
                 "Error",
-                "Pong"
+                "MarketData",
+                "Pong",
+                "PositionUpdate",
+                "TradeExecuted"
             ]
         );
         let receives: Vec<&str> = core.server_receives.iter().map(|m| m.name.as_str()).collect();
@@ -311,7 +376,8 @@ mod tests {
         assert_eq!(core.replies[0].replies, ["Pong"]);
         assert_eq!(discriminator(&core.server_sends).as_deref(), Some("/type"));
         assert_eq!(discriminator(&core.server_receives).as_deref(), Some("/type"));
-        assert!(core.server_sends[0].payload_file.as_ref().unwrap().ends_with("core/Connected.json"));
+        let connected = core.server_sends.iter().find(|m| m.name == "Connected").unwrap();
+        assert_eq!(connected.payload_file, Some(("core/Connected.json".into(), String::new())));
         assert!(matches!(document.channel(None), Err(AsyncApiError::AmbiguousChannel { .. })));
         assert!(matches!(document.channel(Some("nope")), Err(AsyncApiError::NoChannel { .. })));
     }
@@ -373,7 +439,8 @@ components:
         let document = Document::parse(Path::new("feed.yaml"), FEED).unwrap();
         let public = document.channel(None).unwrap();
         assert_eq!(public.server_receives.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["ping"]);
-        assert_eq!(public.server_sends.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["heartbeat"]);
+        // The reply is among what the server sends, though no send operation lists it.
+        assert_eq!(public.server_sends.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["pong", "heartbeat"]);
         assert_eq!(
             public.replies,
             [ReplySpec {
@@ -388,7 +455,7 @@ components:
         assert_eq!(ping.payload["properties"]["reqid"], serde_json::json!({"type": "integer", "minimum": 0}));
         let pong = document.message(&serde_json::json!({"$ref": "#/channels/public/messages/pong"})).unwrap();
         assert_eq!(pong.examples, [serde_json::json!({"event": "pong", "reqid": 42})]);
-        let both = [ping.clone(), pong, public.server_sends[0].clone()];
+        let both = [ping.clone(), pong, public.server_sends[1].clone()];
         assert_eq!(discriminator(&both).as_deref(), Some("/event"));
 
         assert!(matches!(

@@ -3,7 +3,12 @@
 //! Everything the spec leaves open differs per endpoint (timestamps, welcome shape), so the
 //! profile is the unit of configuration: each one owns a folder of schemas.
 
+pub mod asyncapi;
+mod spec;
+
 use std::fmt;
+
+pub use spec::{set_pointer, ProfileError, ProfileSpec, Reply};
 
 /// Which endpoint a target implements.
 #[derive(
@@ -60,12 +65,17 @@ pub enum MessageSet {
     Core,
     /// `schemas/ai/`: what the AI endpoint sends.
     Ai,
-    /// `schemas/client/`: what clients send to either endpoint.
+    /// `schemas/client/`: what clients send to either endpoint; in a catalog read from an
+    /// AsyncAPI document, the messages of the channel's `receive` operations.
     Client,
+    /// In a catalog read from an AsyncAPI document: the messages the channel's server sends
+    /// (its `send` operations and its replies). Not a folder.
+    Server,
 }
 
 impl MessageSet {
-    pub const ALL: [MessageSet; 3] = [MessageSet::Core, MessageSet::Ai, MessageSet::Client];
+    /// The sets that are folders of the schema tree.
+    pub const FOLDERS: [MessageSet; 3] = [MessageSet::Core, MessageSet::Ai, MessageSet::Client];
 
     pub fn of(profile: Profile, direction: Direction) -> MessageSet {
         match (direction, profile) {
@@ -81,6 +91,7 @@ impl MessageSet {
             MessageSet::Core => "core",
             MessageSet::Ai => "ai",
             MessageSet::Client => "client",
+            MessageSet::Server => "server",
         }
     }
 }
