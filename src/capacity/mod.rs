@@ -270,10 +270,7 @@ pub enum Progress<'a> {
 }
 
 /// Runs the search.
-pub fn search(
-    plan: &CapacityPlan,
-    mut progress: impl FnMut(Progress<'_>),
-) -> Result<CapacityReport, LoadError> {
+pub fn search(plan: &CapacityPlan, mut progress: impl FnMut(Progress<'_>)) -> Result<CapacityReport, LoadError> {
     let mut steps: Vec<Step> = Vec::new();
     let mut last_good: Option<(f64, usize)> = None;
     let mut first_bad: Option<(f64, Vec<Breakage>)> = None;

@@ -9,8 +9,8 @@ use anyhow::{bail, Context};
 use crate::capacity::{self, report, CapacityPlan, Progress};
 use crate::cli::CapacityArgs;
 use crate::exit;
-use crate::load::plan::{ClockOffset, LoadPlan, Mode};
 use crate::load::operation::Operation;
+use crate::load::plan::{ClockOffset, LoadPlan, Mode};
 use crate::schema::Catalog;
 
 /// The searched levels and the fixed connections, from the flags of the mode: a flag of the

@@ -103,7 +103,8 @@ fn load_catalog(cli: &Cli) -> anyhow::Result<Catalog> {
 /// `--schemas`), or a channel of `--asyncapi`.
 fn profile_spec(catalog: Catalog, profile: Profile, document: &DocumentArgs) -> anyhow::Result<ProfileSpec> {
     let Some(path) = &document.asyncapi else {
-        return ProfileSpec::shipped(profile, Arc::new(catalog)).context("the shipped schemas/asyncapi.yaml (a build defect)");
+        return ProfileSpec::shipped(profile, Arc::new(catalog))
+            .context("the shipped schemas/asyncapi.yaml (a build defect)");
     };
     let loaded = Document::load(path)?;
     let spec = ProfileSpec::from_document(&loaded, document.channel.as_deref(), document.discriminator.as_deref())?;

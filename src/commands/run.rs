@@ -100,8 +100,7 @@ pub fn run(catalog: Catalog, args: &RunArgs, color: ColorChoice) -> anyhow::Resu
     }
 
     // The bundled server gets its own runtime and thread, so the harness never competes with it.
-    let SuiteTarget { profile, planned, bundled, url, jwt_secret, network } =
-        suite_target(catalog, &args.suite, None)?;
+    let SuiteTarget { profile, planned, bundled, url, jwt_secret, network } = suite_target(catalog, &args.suite, None)?;
     let settings = Arc::new(RunSettings {
         url: url.clone(),
         profile,

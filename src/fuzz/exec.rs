@@ -9,8 +9,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::frame::Frame;
-use crate::network::Network;
 use crate::load::operation::{Answer, Operation};
+use crate::network::Network;
 use crate::profile::{MessageSet, ProfileSpec};
 use crate::schema::Catalog;
 use crate::session::{ConnectError, ConnectOptions, Event, Session};
@@ -299,7 +299,10 @@ impl Target {
                     note(
                         &mut broken,
                         Invariant::Unresponsive,
-                        format!("the server stopped reading: the {} after the input could not be sent", self.probe.request),
+                        format!(
+                            "the server stopped reading: the {} after the input could not be sent",
+                            self.probe.request
+                        ),
                     );
                 }
             }

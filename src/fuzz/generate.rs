@@ -144,7 +144,10 @@ impl Generator {
             }
             5 => {
                 // The valid message with one more member that makes it too big.
-                let open = valid.strip_suffix('}').filter(|o| o.len() > 1).map_or_else(|| "{".to_string(), |o| format!("{o},"));
+                let open = valid
+                    .strip_suffix('}')
+                    .filter(|o| o.len() > 1)
+                    .map_or_else(|| "{".to_string(), |o| format!("{o},"));
                 Payload::Text(format!("{open}\"pad\":\"{}\"}}", "x".repeat(self.oversize)))
             }
             6 => {

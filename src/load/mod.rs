@@ -4,8 +4,8 @@
 pub mod assertion;
 pub mod cpu;
 pub mod interval_log;
-pub mod operation;
 pub mod merge;
+pub mod operation;
 pub mod pacing;
 pub mod plan;
 pub mod recorder;
@@ -343,15 +343,19 @@ fn summarize(
             ));
         }
     }
-    let uncorrelated: Vec<String> = ["reply_without_correlation_id", "reply_with_unknown_correlation_id"]
-        .iter()
-        .filter_map(|kind| errors.get(*kind).map(|n| format!("{n} {}", kind.replace('_', " "))))
-        .collect();
+    let uncorrelated: Vec<String> = [
+        ("reply_without_correlation_id", "came without one"),
+        ("reply_with_unknown_correlation_id", "carried one that no request had"),
+    ]
+    .iter()
+    .filter_map(|(kind, what)| errors.get(*kind).map(|n| format!("{n} {what}")))
+    .collect();
     if !uncorrelated.is_empty() {
         failures.push(format!(
-            "replies to {} must echo their request's correlation id, and {}: those are errors, not round trips",
+            "replies to {} must echo their request's correlation id; {} reply(ies) {}: errors, not round trips",
             plan.operation.id,
-            uncorrelated.join(" and ")
+            uncorrelated.len(),
+            uncorrelated.join(", and ")
         ));
     }
     let violations = count(&c.schema_violations);
@@ -362,6 +366,19 @@ fn summarize(
         ));
     }
 
+    if plan.mode == Mode::Ping {
+        let operation = &plan.operation;
+        notes.push(format!(
+            "each round trip is {}: a {} answered by a {}{}",
+            operation.id,
+            operation.request,
+            operation.replies.join(" or "),
+            match operation.reply_correlation() {
+                Some(pointer) => format!(" with the same {pointer} (any order)"),
+                None => ", in order (no correlation id is declared)".into(),
+            }
+        ));
+    }
     match (plan.mode, plan.send_interval()) {
         (Mode::Ping, None) => notes.push(
             "closed loop: latency is measured from each actual send (uncorrected); pass --rate for an open-loop run corrected for coordinated omission".into(),

@@ -59,12 +59,27 @@ impl Operation {
         let known = || profile.replies.iter().map(|r| r.operation.as_str()).collect::<Vec<_>>().join(", ");
         let reply = match id {
             Some(id) => profile.reply(id).ok_or_else(|| {
-                format!("{} has no request/reply operation {id:?}; its operations with a reply: {}", profile.name, known())
+                format!(
+                    "{} has no request/reply operation {id:?}; its operations with a reply: {}",
+                    profile.name,
+                    known()
+                )
             })?,
             None => match profile.replies.as_slice() {
                 [only] => only,
-                [] => return Err(format!("{} has no request/reply operation to time: ping mode needs a `receive` operation with a `reply`", profile.name)),
-                _ => return Err(format!("{} has several request/reply operations; pick one with --operation ({})", profile.name, known())),
+                [] => {
+                    return Err(format!(
+                    "{} has no request/reply operation to time: ping mode needs a `receive` operation with a `reply`",
+                    profile.name
+                ))
+                }
+                _ => {
+                    return Err(format!(
+                        "{} has several request/reply operations; pick one with --operation ({})",
+                        profile.name,
+                        known()
+                    ))
+                }
             },
         };
         let (request, mut message, id_value) = profile.request(reply, ID_SENTINEL).ok_or_else(|| {
@@ -99,7 +114,8 @@ impl Operation {
 
     /// The first operation whose request can be sent: what shows a server still answers.
     pub fn probe(profile: &ProfileSpec) -> Result<Operation, String> {
-        let mut why = format!("{} has no request/reply operation, so nothing shows that the server still answers", profile.name);
+        let mut why =
+            format!("{} has no request/reply operation, so nothing shows that the server still answers", profile.name);
         for reply in &profile.replies {
             match Operation::of(profile, Some(&reply.operation)) {
                 Ok(operation) => return Ok(operation),
@@ -112,6 +128,11 @@ impl Operation {
     /// Whether replies name their request; otherwise they answer in order.
     pub fn correlated(&self) -> bool {
         self.reply_correlation.is_some()
+    }
+
+    /// Where a reply names its request.
+    pub fn reply_correlation(&self) -> Option<&str> {
+        self.reply_correlation.as_deref()
     }
 
     /// Request number `n` of a connection, sent at `now_ms`.
@@ -166,7 +187,10 @@ fn split(text: &str, slots: Vec<(String, Slot)>) -> (Vec<String>, Vec<Slot>) {
     let mut found = Vec::new();
     let mut rest = text;
     loop {
-        let next = slots.iter().filter_map(|(sentinel, slot)| rest.find(sentinel.as_str()).map(|at| (at, sentinel, *slot))).min_by_key(|(at, _, _)| *at);
+        let next = slots
+            .iter()
+            .filter_map(|(sentinel, slot)| rest.find(sentinel.as_str()).map(|at| (at, sentinel, *slot)))
+            .min_by_key(|(at, _, _)| *at);
         match next {
             Some((at, sentinel, slot)) => {
                 parts.push(rest[..at].to_string());

@@ -11,9 +11,9 @@ use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
+use super::operation::Answer;
 use super::pacing::Schedule;
 use super::plan::{ClockOffset, LoadPlan, Mode};
-use super::operation::Answer;
 use super::recorder::{Metric, Recorder};
 use crate::profile::MessageSet;
 use crate::schema::Catalog;

@@ -46,6 +46,8 @@ pub struct MessageSpec {
     /// JSON Pointer into the payload of the correlation id, when one is declared.
     pub correlation: Option<String>,
     pub examples: Vec<Value>,
+    /// Where the message is defined in the document, as a JSON Pointer (`/components/messages/ping`).
+    pub location: String,
 }
 
 /// A `receive` operation with a `reply`: a request the server must answer.
@@ -113,7 +115,9 @@ impl Document {
     /// The text of a file the document refers to, by path relative to the document's folder.
     pub fn read_relative(&self, relative: &str) -> Result<String, String> {
         match &self.files {
-            Some(files) => files.get(relative).cloned().ok_or_else(|| format!("no file {relative} beside the document")),
+            Some(files) => {
+                files.get(relative).cloned().ok_or_else(|| format!("no file {relative} beside the document"))
+            }
             None => {
                 let full = self.path.parent().unwrap_or(Path::new(".")).join(relative);
                 std::fs::read_to_string(&full).map_err(|e| format!("cannot read {}: {e}", full.display()))
@@ -218,7 +222,7 @@ impl Document {
             .and_then(|r| r.rsplit('/').next())
             .unwrap_or_default()
             .to_string();
-        let message = self.follow(reference)?;
+        let (message, location) = self.follow_to(reference)?;
         let name = message.get("name").and_then(Value::as_str).map(String::from).unwrap_or_else(|| id.clone());
         let (payload, payload_file) = match message.get("payload").and_then(|p| p.get("$ref")).and_then(Value::as_str) {
             Some(file) if !file.starts_with('#') => {
@@ -253,19 +257,32 @@ impl Document {
         if examples.is_empty() {
             examples = payload.get("examples").and_then(Value::as_array).cloned().unwrap_or_default();
         }
-        Ok(MessageSpec { id, name, payload, payload_file, correlation, examples })
+        Ok(MessageSpec { id, name, payload, payload_file, correlation, examples, location })
     }
 
     /// Follows a chain of in-document `$ref`s to the object they name.
     fn follow(&self, value: &Value) -> Result<Value, AsyncApiError> {
+        self.follow_to(value).map(|(value, _)| value)
+    }
+
+    /// [`Document::follow`], with the JSON Pointer of where the chain ended (empty when `value`
+    /// is no reference).
+    fn follow_to(&self, value: &Value) -> Result<(Value, String), AsyncApiError> {
         let mut current = value.clone();
+        let mut at = String::new();
         for _ in 0..32 {
-            let Some(reference) = current.get("$ref").and_then(Value::as_str) else { return Ok(current) };
+            let Some(reference) = current.get("$ref").and_then(Value::as_str).map(String::from) else {
+                return Ok((current, at));
+            };
             let pointer = reference.strip_prefix('#').ok_or_else(|| {
-                self.bad_ref(reference, "only references inside the document are followed here".into())
+                self.bad_ref(&reference, "only references inside the document are followed here".into())
             })?;
-            current =
-                self.root.pointer(pointer).cloned().ok_or_else(|| self.bad_ref(reference, "no such pointer".into()))?;
+            current = self
+                .root
+                .pointer(pointer)
+                .cloned()
+                .ok_or_else(|| self.bad_ref(&reference, "no such pointer".into()))?;
+            at = pointer.to_string();
         }
         Err(self.bad_ref("", "more than 32 references in a chain".into()))
     }

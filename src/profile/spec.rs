@@ -99,7 +99,14 @@ const SHIPPED: [Shipped; 2] = [
         profile: Profile::Core,
         channel: "core",
         welcome: "Connected",
-        broadcasts: &["MarketData", "ChartUpdate", "AISignalReceived", "TradeExecuted", "PositionUpdate", "BotStatusUpdate"],
+        broadcasts: &[
+            "MarketData",
+            "ChartUpdate",
+            "AISignalReceived",
+            "TradeExecuted",
+            "PositionUpdate",
+            "BotStatusUpdate",
+        ],
         broadcast_unless: ("Error", "/data/code", "WEBSOCKET_ERROR"),
         stamp: ("Ping", "/timestamp"),
         other: Profile::Ai,
@@ -172,9 +179,12 @@ impl ProfileSpec {
             None => {
                 let both: Vec<MessageSpec> =
                     channel.server_sends.iter().chain(&channel.server_receives).cloned().collect();
-                let inferred = asyncapi::discriminator(&both).or_else(|| asyncapi::discriminator(&channel.server_sends));
-                let pointer = inferred
-                    .ok_or_else(|| ProfileError::NoDiscriminator { path: shown.clone(), channel: channel.id.clone() })?;
+                let inferred =
+                    asyncapi::discriminator(&both).or_else(|| asyncapi::discriminator(&channel.server_sends));
+                let pointer = inferred.ok_or_else(|| ProfileError::NoDiscriminator {
+                    path: shown.clone(),
+                    channel: channel.id.clone(),
+                })?;
                 Discriminator::new(&pointer)
             }
         };
@@ -285,7 +295,11 @@ pub fn shipped_document() -> Result<Document, AsyncApiError> {
 }
 
 /// The channel's request/reply operations, each message named by its discriminator value.
-fn replies(document: &Document, channel: &ChannelSpec, discriminator: &Discriminator) -> Result<Vec<Reply>, ProfileError> {
+fn replies(
+    document: &Document,
+    channel: &ChannelSpec,
+    discriminator: &Discriminator,
+) -> Result<Vec<Reply>, ProfileError> {
     let by_name: BTreeMap<&str, &MessageSpec> =
         channel.server_sends.iter().chain(&channel.server_receives).map(|m| (m.name.as_str(), m)).collect();
     let shown = document.path().display().to_string();
@@ -341,7 +355,8 @@ fn document_catalog(
     };
     let mut documents: BTreeMap<String, Value> = BTreeMap::new();
     let mut placed = Vec::new();
-    for (set, messages) in [(MessageSet::Server, &channel.server_sends), (MessageSet::Client, &channel.server_receives)] {
+    for (set, messages) in [(MessageSet::Server, &channel.server_sends), (MessageSet::Client, &channel.server_receives)]
+    {
         for message in messages {
             let message_type = discriminator.fixed_in(&message.payload).ok_or_else(|| ProfileError::Unnamed {
                 path: shown.clone(),
@@ -349,25 +364,28 @@ fn document_catalog(
                 message: message.name.clone(),
                 pointer: discriminator.pointer().to_string(),
             })?;
-            let file = match &message.payload_file {
-                Some((file, pointer)) if pointer.is_empty() => file.clone(),
-                _ => format!("{file_name}.{}.{}.json", set.dir(), message.id),
+            let (file, shown_as) = match &message.payload_file {
+                Some((file, pointer)) if pointer.is_empty() => (file.clone(), None),
+                _ => {
+                    let shown = format!("{file_name}#{}/payload", message.location);
+                    (format!("{file_name}.{}.{}.json", set.dir(), message.id), Some(shown))
+                }
             };
             documents.entry(file.clone()).or_insert_with(|| message.payload.clone());
-            placed.push((set, file, message_type, message));
+            placed.push((set, file, message_type, message, shown_as));
         }
     }
     load_referenced_files(document, &mut documents)
         .map_err(|reason| schema_error(SchemaError::Register { file: shown.clone(), reason }))?;
     let entries = placed
         .into_iter()
-        .map(|(set, file, message_type, message)| {
+        .map(|(set, file, message_type, message, shown_as)| {
             let mut examples = message.examples.clone();
             if examples.is_empty() {
                 // Checked against the compiled schema before use (ProfileSpec::example).
                 examples.extend(instance(&documents, &file, &documents[&file]));
             }
-            Entry { set, file, message_type, title: Some(message.name.clone()), examples }
+            Entry { set, file, message_type, title: Some(message.name.clone()), examples, shown_as }
         })
         .collect();
     let place = format!("{file_name}#/channels/{}/messages", channel.id);

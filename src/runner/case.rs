@@ -249,7 +249,10 @@ impl CaseRun<'_> {
                         Event::Text(text) => {
                             let t = self.catalog.discriminator().name_in(&text);
                             if !t.as_ref().is_some_and(|t| silence.ignore.contains(t)) {
-                                return Err(fail(wanted, format!("got {}", describe_text(self.catalog.discriminator(), &text))));
+                                return Err(fail(
+                                    wanted,
+                                    format!("got {}", describe_text(self.catalog.discriminator(), &text)),
+                                ));
                             }
                         }
                         Event::Binary(bytes) => {
@@ -543,7 +546,10 @@ impl CaseRun<'_> {
                     continue;
                 }
                 other => {
-                    return Err(fail(format!("the connection to stay open for {:?}", observe.duration), ended(&other, self.catalog.discriminator())))
+                    return Err(fail(
+                        format!("the connection to stay open for {:?}", observe.duration),
+                        ended(&other, self.catalog.discriminator()),
+                    ))
                 }
             };
             count += 1;

@@ -14,8 +14,7 @@ use serde_json::Value;
 
 use super::loader::Suite;
 use super::{
-    Action, Case, Connect, Expect, ExpectOpen, Level, Matcher, Need, Observe, ScenarioFile, Send, SnapshotOptions,
-    Step,
+    Action, Case, Connect, Expect, ExpectOpen, Level, Matcher, Need, Observe, ScenarioFile, Send, SnapshotOptions, Step,
 };
 use crate::profile::{ProfileSpec, Reply};
 
@@ -171,7 +170,10 @@ fn bad_input(profile: &ProfileSpec) -> Vec<Case> {
         ),
         case(
             "input.unknown_type".into(),
-            format!("A message whose {} names no message of the document never drops the connection.", discriminator.pointer()),
+            format!(
+                "A message whose {} names no message of the document never drops the connection.",
+                discriminator.pointer()
+            ),
             vec![connect(None), send_json(unknown), survive()],
         ),
         case(

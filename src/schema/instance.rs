@@ -50,8 +50,13 @@ fn build(documents: &BTreeMap<String, Value>, file: &str, schema: &Value, depth:
     Some(match kind {
         "object" => {
             let mut object = Map::new();
-            let required: Vec<&str> =
-                schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+            let required: Vec<&str> = schema
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
             let properties = schema.get("properties").and_then(Value::as_object);
             for (name, property) in properties.into_iter().flatten() {
                 // Members with a fixed value name the message; the others only when required.
@@ -78,7 +83,8 @@ fn build(documents: &BTreeMap<String, Value>, file: &str, schema: &Value, depth:
             };
             Value::String(text)
         }
-        "integer" => json!(number("minimum").map_or(0, |m| m.ceil() as i64)
+        "integer" => json!(number("minimum")
+            .map_or(0, |m| m.ceil() as i64)
             .max(number("exclusiveMinimum").map_or(i64::MIN, |m| m.floor() as i64 + 1))),
         "number" => json!(number("minimum").or(number("exclusiveMinimum").map(|m| m + 1.0)).unwrap_or(0.0)),
         "boolean" => json!(false),

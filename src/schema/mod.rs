@@ -70,6 +70,8 @@ pub struct MessageSchema {
     pub requirement: Option<String>,
     /// The spec's example messages, carried in the schema's `examples` keyword.
     pub examples: Vec<Value>,
+    /// How violations name this schema's place instead of `file` ([`Entry::shown_as`]).
+    shown_as: Option<String>,
     validator: Validator,
     /// The same schema compiled for [`tape`] instances, on first use (only `validate` needs it);
     /// `None` when it does not compile that way, which sends every message the `serde_json` way.
@@ -157,6 +159,9 @@ pub struct Entry {
     pub title: Option<String>,
     /// Examples from outside the schema (an AsyncAPI message's); the schema's own when empty.
     pub examples: Vec<Value>,
+    /// How violations name the schema's place, when `file` is not where to edit it (a payload
+    /// inside an AsyncAPI document: `feed.yaml#/components/messages/ping/payload`).
+    pub shown_as: Option<String>,
 }
 
 /// A single problem found in a message.
@@ -212,13 +217,21 @@ impl Catalog {
                 }
                 let message_type =
                     discriminator.fixed_in(doc).ok_or_else(|| SchemaError::MissingTypeConst { file: file.clone() })?;
-                entries.push(Entry { set, file: file.clone(), message_type, title: None, examples: Vec::new() });
+                entries.push(Entry {
+                    set,
+                    file: file.clone(),
+                    message_type,
+                    title: None,
+                    examples: Vec::new(),
+                    shown_as: None,
+                });
             }
             if entries.len() == before {
                 return Err(SchemaError::EmptySet { set, origin: source.origin().to_string() });
             }
         }
-        let dispatch = MessageSet::FOLDERS.into_iter().map(|set| (set, format!("{}/{ENVELOPE_FILE}", set.dir()))).collect();
+        let dispatch =
+            MessageSet::FOLDERS.into_iter().map(|set| (set, format!("{}/{ENVELOPE_FILE}", set.dir()))).collect();
         Catalog::assemble(source.origin(), documents, entries, discriminator, dispatch)
     }
 
@@ -238,9 +251,8 @@ impl Catalog {
                 .add(format!("{BASE_URI}{file}"), doc.clone())
                 .map_err(|e| SchemaError::Register { file: file.clone(), reason: e.to_string() })?;
         }
-        let registry = builder
-            .prepare()
-            .map_err(|e| SchemaError::Register { file: origin.to_string(), reason: e.to_string() })?;
+        let registry =
+            builder.prepare().map_err(|e| SchemaError::Register { file: origin.to_string(), reason: e.to_string() })?;
 
         let mut sets: BTreeMap<MessageSet, BTreeMap<String, MessageSchema>> = BTreeMap::new();
         for entry in entries {
@@ -253,6 +265,7 @@ impl Catalog {
             if !entry.examples.is_empty() {
                 schema.examples = entry.examples;
             }
+            schema.shown_as = entry.shown_as;
             let messages = sets.entry(entry.set).or_default();
             if let Some(previous) = messages.get(&schema.message_type) {
                 return Err(SchemaError::DuplicateType {
@@ -400,6 +413,14 @@ fn parse_documents(source: &SchemaSource) -> Result<BTreeMap<String, Value>, Sch
 }
 
 impl MessageSchema {
+    /// `file#pointer` as the user edits it: inside the AsyncAPI document for an inline payload.
+    fn shown(&self, location: String) -> String {
+        match (&self.shown_as, location.strip_prefix(self.file.as_str()).and_then(|rest| rest.strip_prefix('#'))) {
+            (Some(shown), Some(pointer)) => format!("{shown}{pointer}"),
+            _ => location,
+        }
+    }
+
     /// Every violation of this schema, or none. The fast `is_valid` path comes first because
     /// almost every message in a capture or under load is valid.
     pub fn violations(&self, message: &Value) -> Vec<Violation> {
@@ -410,11 +431,11 @@ impl MessageSchema {
             .iter_errors(message)
             .map(|error| Violation {
                 instance_path: error.instance_path().as_str().to_string(),
-                schema_path: match error.absolute_keyword_location() {
+                schema_path: self.shown(match error.absolute_keyword_location() {
                     // After a `$ref` the keyword lives in another file: name that file, since that is where to edit.
                     Some(uri) => uri.as_str().strip_prefix(BASE_URI).unwrap_or(uri.as_str()).to_string(),
                     None => format!("{}#{}", self.file, error.schema_path().as_str()),
-                },
+                }),
                 message: error.to_string(),
             })
             .collect()
@@ -436,6 +457,7 @@ fn compile_message(
         examples: doc.get("examples").and_then(Value::as_array).cloned().unwrap_or_default(),
         validator,
         tape_validator: OnceLock::new(),
+        shown_as: None,
         program: OnceLock::new(),
     })
 }

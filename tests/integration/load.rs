@@ -8,11 +8,11 @@ use std::time::Duration;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use hdrhistogram::serialization::Deserializer;
 use reference_server::{BackgroundServer, Config, Fault, Profile as ServerProfile};
+use wsprobe::load::operation::Operation;
 use wsprobe::load::plan::{ClockOffset, LoadPlan, Mode, Validation};
 use wsprobe::load::summary::{LoadSummary, Verdict};
 use wsprobe::load::{self, Outputs};
 use wsprobe::profile::Profile;
-use wsprobe::load::operation::Operation;
 use wsprobe::profile::ProfileSpec;
 
 fn server(config: Config) -> BackgroundServer {

@@ -1,5 +1,6 @@
 //! One integration binary, one module per area, so the crate links once.
 
+mod asyncapi;
 mod field;
 mod fuzz;
 mod hardening;

@@ -8,9 +8,9 @@ use std::time::Duration;
 use reference_server::{AuthMode, Config, Fault, Profile as ServerProfile};
 use wsprobe::outcome::Status;
 use wsprobe::profile::Profile;
+use wsprobe::profile::ProfileSpec;
 use wsprobe::runner::{self, RunSettings};
 use wsprobe::scenario::loader;
-use wsprobe::profile::ProfileSpec;
 
 use crate::support::{start, SECRET};
 

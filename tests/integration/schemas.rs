@@ -308,7 +308,10 @@ fn the_asyncapi_document_references_every_message_schema_and_resolves() {
     for endpoint in ["core", "ai"] {
         assert_eq!(doc["operations"][format!("{endpoint}SendsServerMessages")]["action"], "send");
         assert_eq!(doc["operations"][format!("{endpoint}AnswersPing")]["action"], "receive");
-        assert_eq!(doc["operations"][format!("{endpoint}AnswersPing")]["reply"]["messages"].as_array().map(Vec::len), Some(1));
+        assert_eq!(
+            doc["operations"][format!("{endpoint}AnswersPing")]["reply"]["messages"].as_array().map(Vec::len),
+            Some(1)
+        );
         assert_eq!(doc["operations"][format!("{endpoint}ReceivesAuthenticate")]["action"], "receive");
     }
 }

@@ -1,0 +1,192 @@
+//! A ticker feed server written from `feed.yaml` alone, as a team with only the document would
+//! write one, plus one planted deviation per rule wsprobe derives from the document. The tests
+//! check that each deviation fails exactly its rule; `cargo run --example feed_server` serves it
+//! for the README's commands.
+//!
+//! It also has a bug nobody planted, left in as found: on a frame of invalid UTF-8 the read
+//! loop returns and the connection ends without a Close frame (RFC 6455 wants 1007).
+//! `wsprobe fuzz --asyncapi feed.yaml` finds it.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Map, Value};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::Message;
+
+/// One deviation from the document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// subscriptionStatus leaves out the `reqid` of the subscribe it answers.
+    StatusWithoutReqid,
+    /// systemStatus reports `degraded`, a status outside its enum.
+    StatusOutsideEnum,
+    /// A ping gets no pong.
+    IgnorePing,
+    /// After its status, the feed sends `announcement`, a message the document does not have.
+    UndocumentedMessage,
+    /// Pongs leave in swapped pairs: a ping's pong waits for the next ping's. Under load with
+    /// several pings in flight the replies come out of order, which their `reqid` allows; a
+    /// lone ping is never answered.
+    SwapPongs,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 5] = [
+        Fault::StatusWithoutReqid,
+        Fault::StatusOutsideEnum,
+        Fault::IgnorePing,
+        Fault::UndocumentedMessage,
+        Fault::SwapPongs,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::StatusWithoutReqid => "status-without-reqid",
+            Fault::StatusOutsideEnum => "status-outside-enum",
+            Fault::IgnorePing => "ignore-ping",
+            Fault::UndocumentedMessage => "undocumented-message",
+            Fault::SwapPongs => "swap-pongs",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Fault> {
+        Fault::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+const PAIRS: [&str; 3] = ["XBT/USD", "ETH/USD", "ETH/XBT"];
+const HEARTBEAT: Duration = Duration::from_secs(1);
+const TICK: Duration = Duration::from_millis(250);
+
+/// Serves every connection `listener` accepts, until the process ends.
+pub async fn serve(listener: TcpListener, fault: Option<Fault>) {
+    while let Ok((stream, _)) = listener.accept().await {
+        tokio::spawn(connection(stream, fault));
+    }
+}
+
+async fn connection(stream: TcpStream, fault: Option<Fault>) {
+    // The channel's address is /feed; anything else is not found.
+    let only_feed = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
+        if request.uri().path() == "/feed" {
+            Ok(response)
+        } else {
+            let mut refused = ErrorResponse::new(Some("no such channel".into()));
+            *refused.status_mut() = tokio_tungstenite::tungstenite::http::StatusCode::NOT_FOUND;
+            Err(refused)
+        }
+    };
+    let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, only_feed).await else { return };
+    let (mut sink, mut incoming) = ws.split();
+    let status = if fault == Some(Fault::StatusOutsideEnum) { "degraded" } else { "online" };
+    let mut out = vec![json!({"event": "systemStatus", "status": status, "version": "1.2.0"})];
+    if fault == Some(Fault::UndocumentedMessage) {
+        out.push(json!({"event": "announcement", "text": "maintenance at noon"}));
+    }
+    let mut subscribed: Vec<&'static str> = Vec::new();
+    let mut held_pong: Option<Value> = None;
+    let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+    let mut tick = tokio::time::interval(TICK);
+    loop {
+        for message in out.drain(..) {
+            if sink.send(Message::text(message.to_string())).await.is_err() {
+                return;
+            }
+        }
+        tokio::select! {
+            message = incoming.next() => match message {
+                Some(Ok(Message::Text(text))) => {
+                    let Ok(request) = serde_json::from_str::<Value>(&text) else { continue };
+                    if let Some(reqid) = ping(&request) {
+                        if fault == Some(Fault::IgnorePing) {
+                            continue;
+                        }
+                        let pong = with_reqid(json!({"event": "pong"}), reqid);
+                        match (fault, held_pong.take()) {
+                            (Some(Fault::SwapPongs), None) => held_pong = Some(pong),
+                            (_, held) => out.extend(std::iter::once(pong).chain(held)),
+                        }
+                    } else if let Some((reqid, pairs)) = subscribe(&request) {
+                        for pair in pairs {
+                            let reqid = if fault == Some(Fault::StatusWithoutReqid) { None } else { reqid };
+                            let status = json!({"event": "subscriptionStatus", "status": "subscribed", "pair": pair, "channelName": "ticker"});
+                            out.push(with_reqid(status, reqid));
+                            if !subscribed.contains(&pair) {
+                                subscribed.push(pair);
+                            }
+                        }
+                    }
+                    // Anything else is not a request of the document: ignored.
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+            _ = heartbeat.tick() => out.push(json!({"event": "heartbeat"})),
+            _ = tick.tick() => {
+                for pair in &subscribed {
+                    out.push(json!({"event": "ticker", "pair": pair, "bid": 61_250.5, "ask": 61_251.0, "time": now_rfc3339()}));
+                }
+            }
+        }
+    }
+}
+
+/// A valid ping's `reqid` (`Some(None)` for a ping without one).
+fn ping(request: &Value) -> Option<Option<u64>> {
+    let object = request.as_object()?;
+    (object.get("event")? == "ping" && only(object, &["event", "reqid"])).then_some(())?;
+    reqid(object)
+}
+
+/// A valid subscribe's `reqid` and pairs.
+fn subscribe(request: &Value) -> Option<(Option<u64>, Vec<&'static str>)> {
+    let object = request.as_object()?;
+    (object.get("event")? == "subscribe" && only(object, &["event", "reqid", "pair", "subscription"])).then_some(())?;
+    let subscription = object.get("subscription")?.as_object()?;
+    (subscription.len() == 1 && subscription.get("name")? == "ticker").then_some(())?;
+    let pairs: Option<Vec<&'static str>> = object
+        .get("pair")?
+        .as_array()?
+        .iter()
+        .map(|pair| PAIRS.into_iter().find(|known| Some(*known) == pair.as_str()))
+        .collect();
+    let pairs = pairs.filter(|p| !p.is_empty())?;
+    Some((reqid(object)?, pairs))
+}
+
+/// `Some(None)` without a reqid, `None` for an invalid one.
+fn reqid(object: &Map<String, Value>) -> Option<Option<u64>> {
+    match object.get("reqid") {
+        None => Some(None),
+        Some(id) => id.as_u64().filter(|id| *id <= u64::from(u32::MAX)).map(Some),
+    }
+}
+
+fn only(object: &Map<String, Value>, allowed: &[&str]) -> bool {
+    object.keys().all(|key| allowed.contains(&key.as_str()))
+}
+
+fn with_reqid(mut message: Value, reqid: Option<u64>) -> Value {
+    if let Some(reqid) = reqid {
+        message["reqid"] = json!(reqid);
+    }
+    message
+}
+
+/// The time now as RFC 3339 (UTC, seconds), from the days-to-civil conversion.
+fn now_rfc3339() -> String {
+    let seconds = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
+}

@@ -1,0 +1,304 @@
+//! `--asyncapi`: a third-party document drives validate, run, load, fuzz and snapshots. The
+//! server is written from `examples/asyncapi-feed/feed.yaml` alone; each of its planted
+//! deviations must fail exactly the rule it breaks, named in the message. The shipped document
+//! gives the bundled server the verdicts `--profile core` gives it.
+
+#[path = "../../examples/asyncapi-feed/feed_server.rs"]
+mod feed_server;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use feed_server::Fault;
+use serde_json::Value;
+
+fn document() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/asyncapi-feed/feed.yaml")
+}
+
+/// A feed server on 127.0.0.1:0, on a thread of its own; its URL.
+fn feed(fault: Option<Fault>) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    listener.set_nonblocking(true).expect("non-blocking");
+    let address = listener.local_addr().expect("bound");
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+            feed_server::serve(listener, fault).await;
+        });
+    });
+    format!("ws://{address}/feed")
+}
+
+fn wsprobe(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_wsprobe")).args(args).output().expect("wsprobe runs");
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).expect("UTF-8");
+    (out.status.code().expect("exited normally"), text(out.stdout), text(out.stderr))
+}
+
+/// `run --asyncapi feed.yaml` against `url`: the exit code and each case's (id, status, message).
+fn run(url: &str) -> (i32, Vec<(String, String, String)>) {
+    let doc = document();
+    let (code, stdout, stderr) =
+        wsprobe(&["run", "--asyncapi", doc.to_str().unwrap(), "--url", url, "--format", "json", "--no-progress"]);
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    let cases = report["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .map(|c| {
+            let text = |key: &str| c[key].as_str().unwrap_or_default().to_string();
+            (text("id"), text("status"), text("message"))
+        })
+        .collect();
+    (code, cases)
+}
+
+const DERIVED: [&str; 8] = [
+    "handshake.upgrade",
+    "asyncapi.messages.schema",
+    "asyncapi.reply.answerPing",
+    "asyncapi.reply.answerSubscribe",
+    "input.malformed_json",
+    "input.unknown_type",
+    "input.binary_frame",
+    "input.invalid_message",
+];
+
+#[test]
+fn the_feed_server_passes_every_rule_its_document_implies() {
+    let (code, cases) = run(&feed(None));
+    let ids: Vec<&str> = cases.iter().map(|(id, _, _)| id.as_str()).collect();
+    assert_eq!(ids, DERIVED);
+    for (id, status, message) in &cases {
+        assert_eq!(status, "passed", "{id}: {message}");
+    }
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn each_planted_deviation_fails_exactly_the_rule_it_breaks() {
+    let planted = [
+        (
+            Fault::StatusWithoutReqid,
+            "asyncapi.reply.answerSubscribe",
+            "subscriptionStatus/reqid to match; expected 7302, found nothing",
+        ),
+        (Fault::StatusOutsideEnum, "asyncapi.messages.schema", "systemStatus at /status: \"degraded\" is not one of"),
+        (Fault::IgnorePing, "asyncapi.reply.answerPing", "expected pong within 5s"),
+        (Fault::UndocumentedMessage, "asyncapi.messages.schema", "unknown message event \"announcement\""),
+    ];
+    let runs: Vec<_> = planted
+        .iter()
+        .map(|(fault, _, _)| {
+            let url = feed(Some(*fault));
+            std::thread::spawn(move || run(&url))
+        })
+        .collect();
+    for ((fault, rule, said), handle) in planted.iter().zip(runs) {
+        let (code, cases) = handle.join().expect("the run finishes");
+        let failed: Vec<&(String, String, String)> = cases.iter().filter(|(_, status, _)| status != "passed").collect();
+        assert_eq!(failed.len(), 1, "{}: {failed:?}", fault.name());
+        let (id, status, message) = failed[0];
+        assert_eq!((id.as_str(), status.as_str()), (*rule, "failed"), "{}", fault.name());
+        assert!(message.contains(said), "{}: {message}", fault.name());
+        assert_eq!(code, 1, "{}", fault.name());
+    }
+}
+
+#[test]
+fn validate_dispatches_on_the_documents_discriminator_and_names_what_matches_nothing() {
+    let dir = std::env::temp_dir().join(format!("wsprobe-asyncapi-validate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let capture = dir.join("capture.jsonl");
+    std::fs::write(
+        &capture,
+        concat!(
+            "{\"event\":\"pong\",\"reqid\":1}\n",
+            "{\"event\":\"systemStatus\",\"status\":\"online\",\"version\":\"1\"}\n",
+            "{\"event\":\"systemStatus\",\"status\":\"degraded\",\"version\":\"1\"}\n",
+            "{\"event\":\"hello\"}\n",
+            "{\"type\":\"Pong\"}\n",
+        ),
+    )
+    .unwrap();
+    let doc = document();
+    let (code, stdout, stderr) =
+        wsprobe(&["validate", "--asyncapi", doc.to_str().unwrap(), "--format", "json", capture.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let lines: Vec<Value> = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let invalid: Vec<String> = lines.iter().filter(|l| l["valid"] == false).map(|l| l.to_string()).collect();
+    assert_eq!(invalid.len(), 3, "{stdout}");
+    assert!(
+        invalid[0].contains("feed.yaml#/components/messages/systemStatus/payload/properties/status/enum"),
+        "{}",
+        invalid[0]
+    );
+    assert!(invalid[1].contains("unknown message event \\\"hello\\\""), "{}", invalid[1]);
+    assert!(invalid[2].contains("missing required property \\\"event\\\""), "{}", invalid[2]);
+    // The client side: what the server receives.
+    std::fs::write(&capture, "{\"event\":\"ping\",\"reqid\":-1}\n{\"event\":\"subscribe\",\"pair\":[\"XBT/USD\"],\"subscription\":{\"name\":\"ticker\"}}\n").unwrap();
+    let (code, stdout, _) =
+        wsprobe(&["validate", "--asyncapi", doc.to_str().unwrap(), "--direction", "client", capture.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("invalid ping message") && stdout.contains("1 valid, 1 invalid"), "{stdout}");
+}
+
+#[test]
+fn load_times_any_operation_matching_replies_by_correlation_id() {
+    let doc = document();
+    let load = |url: &str, operation: &str| {
+        let (code, stdout, stderr) = wsprobe(&[
+            "load",
+            "--asyncapi",
+            doc.to_str().unwrap(),
+            "--url",
+            url,
+            "--operation",
+            operation,
+            "--connections",
+            "2",
+            "--in-flight",
+            "4",
+            "--duration",
+            "1s",
+            "--ramp-up",
+            "0s",
+            "--no-progress",
+            "--json",
+            "-",
+        ]);
+        let summary: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+        (code, summary)
+    };
+    // Pongs out of order: each is matched to its ping by reqid, none is an error.
+    let (code, summary) = load(&feed(Some(Fault::SwapPongs)), "answerPing");
+    assert_eq!(code, 0, "{summary:#}");
+    assert!(summary["latency_us"]["uncorrected"]["count"].as_u64().unwrap() > 100, "{summary:#}");
+    assert_eq!(summary["errors"], Value::Object(Default::default()), "{summary:#}");
+    assert!(
+        summary["notes"].to_string().contains("answerPing: a ping answered by a pong with the same /reqid"),
+        "{summary:#}"
+    );
+    // Replies without their reqid are errors, not round trips, and the run says so.
+    let (code, summary) = load(&feed(Some(Fault::StatusWithoutReqid)), "answerSubscribe");
+    assert_eq!(code, 1, "{summary:#}");
+    assert!(summary["errors"]["reply_without_correlation_id"].as_u64().unwrap() > 0, "{summary:#}");
+    assert!(summary["latency_us"]["uncorrected"].is_null(), "{summary:#}");
+    let failures = summary["failures"].to_string();
+    assert!(failures.contains("must echo their request's correlation id"), "{failures}");
+    // A document with several operations needs --operation; a wrong one is named with the choices.
+    let (code, _, stderr) =
+        wsprobe(&["load", "--asyncapi", doc.to_str().unwrap(), "--url", "ws://127.0.0.1:9/feed", "--duration", "1s"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("pick one with --operation (answerPing, answerSubscribe)"), "{stderr}");
+}
+
+/// The feed server ends a connection that sends invalid UTF-8 without a Close frame (it returns
+/// on the read error, as the obvious loop does): a bug nobody planted, which fuzzing from the
+/// document finds, shrinks to one frame, and `replay` reproduces.
+#[test]
+fn fuzz_draws_inputs_from_what_the_document_says_the_server_receives() {
+    let doc = document();
+    let doc = doc.to_str().unwrap();
+    let out = std::env::temp_dir().join(format!("wsprobe-asyncapi-fuzz-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let url = feed(None);
+    let (code, stdout, stderr) = wsprobe(&[
+        "fuzz",
+        "--asyncapi",
+        doc,
+        "--url",
+        &url,
+        "--seed",
+        "1",
+        "--cases",
+        "60",
+        "--out",
+        out.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    assert_eq!(report["profile"], "feed.yaml#feed");
+    assert_eq!(report["cases"], 60);
+    let findings = report["findings"].as_array().expect("findings");
+    assert_eq!(findings.len(), 1, "{report:#}");
+    assert_eq!(findings[0]["invariant"], "connection.dropped", "{report:#}");
+    assert!(findings[0]["summary"].as_str().unwrap().contains("after invalid UTF-8 text"), "{report:#}");
+    assert_eq!(code, 1, "{stderr}");
+    let bundle = findings[0]["bundle"].as_str().unwrap();
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(bundle).unwrap()).unwrap();
+    assert_eq!(written["sent"].as_array().map(Vec::len), Some(1), "shrunk to one frame: {written:#}");
+    // The bundle names its profile; replaying it needs the document back.
+    let (code, _, stderr) = wsprobe(&["replay", bundle, "--url", &url]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("pass the document it came from with --asyncapi FILE"), "{stderr}");
+    let (code, stdout, _) = wsprobe(&["replay", bundle, "--asyncapi", doc, "--url", &url]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("STILL BROKEN connection.dropped"), "{stdout}");
+    // A feed whose ping is never answered breaks the probe with no input at all: not a finding,
+    // and not green.
+    let (code, stdout, _) = wsprobe(&[
+        "fuzz",
+        "--asyncapi",
+        doc,
+        "--url",
+        &feed(Some(Fault::IgnorePing)),
+        "--seed",
+        "1",
+        "--cases",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+        "--format",
+        "json",
+        "--probe-timeout",
+        "300ms",
+    ]);
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(report["without_input"].to_string().contains("connection.unresponsive"), "{report:#}");
+    assert_eq!(report["findings"], serde_json::json!([]), "{report:#}");
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn the_shipped_document_gives_the_bundled_server_the_verdicts_of_the_core_profile() {
+    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/asyncapi.yaml");
+    let report = |args: &[&str]| -> Vec<(String, String)> {
+        let (code, stdout, stderr) = wsprobe(args);
+        let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+        assert_eq!(code, 0, "{stdout}");
+        report["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["id"].as_str().unwrap().to_string(), c["status"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    let derived =
+        report(&["run", "--asyncapi", doc.to_str().unwrap(), "--channel", "core", "--format", "json", "--no-progress"]);
+    let shipped =
+        report(&["run", "--profile", "core", "--filter", "handshake.*,input.*", "--format", "json", "--no-progress"]);
+    let ids: Vec<&str> = derived.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "handshake.upgrade",
+            "asyncapi.messages.schema",
+            "asyncapi.reply.coreAnswersPing",
+            "input.malformed_json",
+            "input.unknown_type",
+            "input.binary_frame",
+            "input.invalid_message"
+        ]
+    );
+    assert!(derived.iter().all(|(_, status)| status == "passed"), "{derived:?}");
+    for (id, status) in &derived {
+        if let Some((_, theirs)) = shipped.iter().find(|(other, _)| other == id) {
+            assert_eq!(status, theirs, "{id}");
+        }
+    }
+    assert!(shipped.iter().filter(|(id, _)| derived.iter().any(|(d, _)| d == id)).count() >= 5, "{shipped:?}");
+}
