@@ -67,6 +67,8 @@ pub async fn serve(listener: TcpListener, fault: Option<Fault>) {
     }
 }
 
+// The refusal's type is tungstenite's callback contract, however large.
+#[allow(clippy::result_large_err)]
 async fn connection(stream: TcpStream, fault: Option<Fault>) {
     // The channel's address is /feed; anything else is not found.
     let only_feed = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {

@@ -8,16 +8,13 @@ use crate::exit;
 use crate::fuzz::exec::{Bystander, Invariant};
 use crate::fuzz::frame::{Frame, Payload};
 use crate::fuzz::{breaks, Bundle};
+use crate::load::operation::Operation;
 use crate::profile::Profile;
 use crate::schema::Catalog;
 
 pub fn run(catalog: Catalog, args: &ReplayArgs) -> anyhow::Result<u8> {
     let bundle = Bundle::read(&args.bundle).map_err(anyhow::Error::msg)?;
     let frames = bundle.frames().map_err(anyhow::Error::msg)?;
-    if args.scenario {
-        print!("{}", scenario(&bundle, &frames, args.probe_timeout).map_err(anyhow::Error::msg)?);
-        return Ok(exit::SUCCESS);
-    }
     let profile = match (&args.document.asyncapi, args.profile) {
         (None, Some(profile)) => super::profile_spec(catalog, profile, &args.document)?,
         (Some(_), _) => super::profile_spec(catalog, Profile::Core, &args.document)?,
@@ -32,6 +29,11 @@ pub fn run(catalog: Catalog, args: &ReplayArgs) -> anyhow::Result<u8> {
             super::profile_spec(catalog, shipped, &args.document)?
         }
     };
+    if args.scenario {
+        let probe = Operation::probe(&profile).map_err(anyhow::Error::msg)?;
+        print!("{}", scenario(&bundle, &frames, args.probe_timeout, &probe).map_err(anyhow::Error::msg)?);
+        return Ok(exit::SUCCESS);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let (server, target) = super::fuzz::target(
         &runtime,
@@ -73,9 +75,10 @@ pub fn run(catalog: Catalog, args: &ReplayArgs) -> anyhow::Result<u8> {
     })
 }
 
-/// The bundle as a scenario case: its frames; then every reply must validate and a Ping must
-/// get its Pong in time, or, for a close code, the Close must carry an allowed one.
-fn scenario(bundle: &Bundle, frames: &[Frame], probe: Duration) -> Result<String, String> {
+/// The bundle as a scenario case: its frames; then every reply must validate and the probe
+/// request (a Ping) must get its reply (a Pong) in time, or, for a close code, the Close must
+/// carry an allowed one.
+fn scenario(bundle: &Bundle, frames: &[Frame], probe: Duration, request: &Operation) -> Result<String, String> {
     let quote = |text: &str| serde_json::Value::String(text.to_string()).to_string();
     let mut steps = vec!["      - connect:".to_string()];
     for frame in frames {
@@ -105,10 +108,12 @@ fn scenario(bundle: &Bundle, frames: &[Frame], probe: Duration) -> Result<String
         let codes = crate::fuzz::exec::ALLOWED_CLOSE_CODES.map(|c| c.to_string()).join(", ");
         steps.push(format!("      - expect_close:\n          timeout: {probe}ms\n          codes: [{codes}]"));
     } else {
-        // Every reply to the input validates, then a Ping still gets its Pong.
+        // Every reply to the input validates, then the probe request still gets its reply.
+        let text = request.request_text(1, 1_697_234_567_000);
+        let reply = request.replies.first().map(String::as_str).unwrap_or_default();
         steps.push("      - observe:\n          for: 300ms".into());
-        steps.push("      - send:\n          json: {type: Ping, timestamp: 1697234567000}".into());
-        steps.push(format!("      - expect:\n          type: Pong\n          timeout: {probe}ms"));
+        steps.push(format!("      - send:\n          json: {text}"));
+        steps.push(format!("      - expect:\n          type: {}\n          timeout: {probe}ms", quote(reply)));
     }
     Ok(format!(
         "  # From wsprobe fuzz (seed {}, case {}): {}\n  - id: regression.{}.case{}\n    level: must\n    description: {}\n    steps:\n{}\n",
