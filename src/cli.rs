@@ -540,6 +540,11 @@ pub struct CapacityArgs {
     pub url: Option<String>,
     #[arg(long, value_enum, default_value_t = Profile::Core)]
     pub profile: Profile,
+    #[command(flatten)]
+    pub document: DocumentArgs,
+    /// Ping mode: the request/reply operation whose rate is searched (see `load --operation`).
+    #[arg(long, value_name = "ID")]
+    pub operation: Option<String>,
     /// ping: Pings on an open-loop schedule over fixed connections, the rate ramped step by
     /// step. push: the number of connections the server pushes to, ramped step by step.
     #[arg(long, value_enum, default_value_t = crate::load::plan::Mode::Ping)]

@@ -63,6 +63,8 @@ const TICK: Duration = Duration::from_millis(250);
 /// Serves every connection `listener` accepts, until the process ends.
 pub async fn serve(listener: TcpListener, fault: Option<Fault>) {
     while let Ok((stream, _)) = listener.accept().await {
+        // Replies are small and must not wait for more to send (Nagle's algorithm).
+        let _ = stream.set_nodelay(true);
         tokio::spawn(connection(stream, fault));
     }
 }

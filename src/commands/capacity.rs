@@ -48,12 +48,13 @@ fn levels(args: &CapacityArgs) -> anyhow::Result<(f64, f64, usize)> {
 pub fn run(catalog: Catalog, args: &CapacityArgs) -> anyhow::Result<u8> {
     let (start, max, connections) = levels(args)?;
     let push = args.mode == Mode::Push;
-    let profile = Arc::new(super::profile_spec(catalog, args.profile, &Default::default())?);
-    let operation = Operation::of(&profile, None).map_err(anyhow::Error::msg)?;
+    let profile = Arc::new(super::profile_spec(catalog, args.profile, &args.document)?);
+    let operation = Operation::of(&profile, args.operation.as_deref()).map_err(anyhow::Error::msg)?;
+    let url = super::target_url(args.url.as_deref(), &args.document, &profile)?;
     let mut plan = CapacityPlan {
         load: LoadPlan {
-            url: args.url.clone().unwrap_or_default(),
-            profile,
+            url: url.clone().unwrap_or_default(),
+            profile: profile.clone(),
             operation,
             mode: args.mode,
             connections,
@@ -67,13 +68,13 @@ pub fn run(catalog: Catalog, args: &CapacityArgs) -> anyhow::Result<u8> {
             max_message_bytes: crate::session::DEFAULT_MAX_MESSAGE_BYTES,
             // The bundled server shares this machine's clock; another server's offset is
             // estimated unless given.
-            clock_offset: args.clock_offset.unwrap_or(if args.url.is_none() {
+            clock_offset: args.clock_offset.unwrap_or(if url.is_none() {
                 ClockOffset::Fixed(0)
             } else {
                 ClockOffset::Estimate
             }),
             max_connect_failure_rate: args.max_connect_failures,
-            network: super::network(&args.connection, args.url.as_deref(), args.source_ip.clone())?,
+            network: super::network(&args.connection, url.as_deref(), args.source_ip.clone())?,
         },
         start,
         max,
@@ -88,11 +89,11 @@ pub fn run(catalog: Catalog, args: &CapacityArgs) -> anyhow::Result<u8> {
     };
     plan.check().map_err(anyhow::Error::msg)?;
     let most_connections = if push { max as usize } else { connections };
-    super::load::raise_fd_limit(most_connections * if args.url.is_none() { 2 } else { 1 } + 256)?;
-    let server = match &args.url {
-        Some(_) => None,
-        None => {
-            let server = super::load::start_bundled(args.profile, args.server_threads, Duration::from_secs(1))?;
+    super::load::raise_fd_limit(most_connections * if url.is_none() { 2 } else { 1 } + 256)?;
+    let server = match (&url, profile.bundled) {
+        (Some(_), _) | (None, None) => None,
+        (None, Some(implemented)) => {
+            let server = super::load::start_bundled(implemented, args.server_threads, Duration::from_secs(1))?;
             plan.load.url = server.url().to_string();
             eprintln!(
                 "bundled reference server on its own {} thread(s), its rate limit lifted; it shares this machine's cores with the generator",

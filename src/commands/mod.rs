@@ -102,13 +102,18 @@ fn load_catalog(cli: &Cli) -> anyhow::Result<Catalog> {
 /// The profile a command talks to: a shipped one over `catalog` (the embedded schemas or
 /// `--schemas`), or a channel of `--asyncapi`.
 fn profile_spec(catalog: Catalog, profile: Profile, document: &DocumentArgs) -> anyhow::Result<ProfileSpec> {
-    let Some(path) = &document.asyncapi else {
-        return ProfileSpec::shipped(profile, Arc::new(catalog))
-            .context("the shipped schemas/asyncapi.yaml (a build defect)");
-    };
+    match &document.asyncapi {
+        Some(_) => document_spec(document),
+        None => ProfileSpec::shipped(profile, Arc::new(catalog))
+            .context("the shipped schemas/asyncapi.yaml (a build defect)"),
+    }
+}
+
+/// The profile of `--asyncapi FILE` (which must be given) and its `--channel`.
+fn document_spec(document: &DocumentArgs) -> anyhow::Result<ProfileSpec> {
+    let path = document.asyncapi.as_deref().context("no --asyncapi document was given")?;
     let loaded = Document::load(path)?;
-    let spec = ProfileSpec::from_document(&loaded, document.channel.as_deref(), document.discriminator.as_deref())?;
-    Ok(spec)
+    Ok(ProfileSpec::from_document(&loaded, document.channel.as_deref(), document.discriminator.as_deref())?)
 }
 
 /// The URL to connect to: `--url`, else the document's `--server`; `None` leaves it to the

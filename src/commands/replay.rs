@@ -16,8 +16,8 @@ pub fn run(catalog: Catalog, args: &ReplayArgs) -> anyhow::Result<u8> {
     let bundle = Bundle::read(&args.bundle).map_err(anyhow::Error::msg)?;
     let frames = bundle.frames().map_err(anyhow::Error::msg)?;
     let profile = match (&args.document.asyncapi, args.profile) {
+        (Some(_), _) => super::document_spec(&args.document)?,
         (None, Some(profile)) => super::profile_spec(catalog, profile, &args.document)?,
-        (Some(_), _) => super::profile_spec(catalog, Profile::Core, &args.document)?,
         (None, None) => {
             let shipped = <Profile as clap::ValueEnum>::from_str(&bundle.profile, false).map_err(|_| {
                 anyhow::anyhow!(

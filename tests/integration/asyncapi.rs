@@ -304,3 +304,28 @@ fn the_shipped_document_gives_the_bundled_server_the_verdicts_of_the_core_profil
     }
     assert!(shipped.iter().filter(|(id, _)| derived.iter().any(|(d, _)| d == id)).count() >= 5, "{shipped:?}");
 }
+
+/// Snapshots read the document: messages named by `event`, the feed's own pushes (status,
+/// heartbeat, tickers) left out as broadcasts, so a recording is stable; a reply that loses
+/// its `reqid` shows as a change.
+#[test]
+fn snapshots_of_a_document_are_stable_and_show_a_changed_reply() {
+    let doc = document();
+    let doc = doc.to_str().unwrap();
+    let dir = std::env::temp_dir().join(format!("wsprobe-asyncapi-snapshots-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let dir = dir.to_str().unwrap();
+    let snapshot = |action: &str, url: &str| {
+        wsprobe(&["snapshot", action, "--asyncapi", doc, "--url", url, "--dir", dir, "--filter", "asyncapi.reply.*"])
+    };
+    let (code, stdout, stderr) = snapshot("record", &feed(None));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let recorded = std::fs::read_to_string(Path::new(dir).join("feed.yaml_feed__asyncapi.snap")).unwrap();
+    assert!(recorded.contains("<- pong {\"event\":\"pong\",\"reqid\":7301}"), "{recorded}");
+    assert!(!recorded.contains("heartbeat") && !recorded.contains("systemStatus"), "{recorded}");
+    let (code, stdout, _) = snapshot("diff", &feed(None));
+    assert_eq!(code, 0, "{stdout}");
+    let (code, stdout, _) = snapshot("diff", &feed(Some(Fault::StatusWithoutReqid)));
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("-  <- subscriptionStatus") && stdout.contains("\"reqid\":7302"), "{stdout}");
+}
