@@ -53,6 +53,7 @@ pub fn run(catalog: Catalog, args: &FuzzArgs, _color: ColorChoice) -> anyhow::Re
         shrink_attempts: args.shrink_attempts,
         bundled_server: server.is_some(),
         rate: args.rate,
+        profile_flags: profile_flags(&args.document),
     };
     if let Err(why) = runtime.block_on(plan.target.baseline(&catalog)) {
         anyhow::bail!(
@@ -89,6 +90,18 @@ pub fn run(catalog: Catalog, args: &FuzzArgs, _color: ColorChoice) -> anyhow::Re
     // connection breaks with no input at all hides what inputs do to it.
     let clean = report.findings.is_empty() && report.stopped.is_none() && report.without_input.is_empty();
     Ok(if clean { exit::SUCCESS } else { exit::FAILURES })
+}
+
+/// The flags that name a document's profile again, for the replay hint.
+fn profile_flags(document: &DocumentArgs) -> String {
+    let Some(path) = &document.asyncapi else { return String::new() };
+    let mut flags = format!(" --asyncapi {}", path.display());
+    for (flag, value) in [("--channel", &document.channel), ("--discriminator", &document.discriminator)] {
+        if let Some(value) = value {
+            flags.push_str(&format!(" {flag} {value}"));
+        }
+    }
+    flags
 }
 
 /// The target of `fuzz` and `replay`: `url` (or the document's `--server`), or the bundled

@@ -45,6 +45,9 @@ pub struct FuzzPlan {
     pub bundled_server: bool,
     /// At most this many cases (each a fresh connection) a second.
     pub rate: Option<f64>,
+    /// The flags that name the profile again for `replay` (`--asyncapi FILE --channel ID`),
+    /// empty for a shipped one, which the bundle names itself.
+    pub profile_flags: String,
 }
 
 /// A bundle: one finding, enough to send it again.
@@ -124,6 +127,9 @@ pub struct FuzzReport {
     /// Why the campaign stopped before its budget, when it did (the server went down).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
+    /// See [`FuzzPlan::profile_flags`].
+    #[serde(skip)]
+    pub profile_flags: String,
 }
 
 /// Runs a campaign; `progress` hears of every finding as it is made.
@@ -220,6 +226,7 @@ pub async fn run(
         unconfirmed,
         without_input: without_input.into_iter().collect(),
         stopped,
+        profile_flags: plan.profile_flags.clone(),
     })
 }
 

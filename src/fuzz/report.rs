@@ -26,7 +26,7 @@ pub fn human(report: &FuzzReport) -> String {
         let _ = writeln!(out, "  shrunk from {} frame(s) to {}", finding.shrunk_from, finding.sent.len());
         let _ = writeln!(out, "  bundle: {}", finding.bundle.display());
         let against = if report.bundled_server { String::new() } else { format!(" --url {}", report.target) };
-        let _ = writeln!(out, "  replay: wsprobe replay {}{against}", finding.bundle.display());
+        let _ = writeln!(out, "  replay: wsprobe replay {}{}{against}", finding.bundle.display(), report.profile_flags);
     }
     for invariant in &report.without_input {
         let _ = writeln!(
@@ -121,6 +121,7 @@ mod tests {
             unconfirmed: 0,
             without_input: Vec::new(),
             stopped: None,
+            profile_flags: String::new(),
         }
     }
 
