@@ -201,3 +201,68 @@ fn bad_input(profile: &ProfileSpec) -> Vec<Case> {
     }
     cases
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::asyncapi::Document;
+
+    /// A request whose schema wsprobe cannot satisfy (a pattern, no example) gets a case that
+    /// is skipped with the reason, never one that passes on nothing.
+    const DOC: &str = r##"
+asyncapi: 3.0.0
+info: {title: Orders, version: 1.0.0}
+channels:
+  orders:
+    address: /orders
+    messages:
+      place: {payload: {type: object, required: [kind, symbol], properties: {kind: {const: place}, symbol: {type: string, pattern: '^[A-Z]{3,5}$'}}}}
+      placed: {payload: {type: object, required: [kind], properties: {kind: {const: placed}}}}
+      status: {payload: {type: object, required: [kind, id], properties: {kind: {const: status}, id: {type: integer, minimum: 1}}}}
+      state: {payload: {type: object, required: [kind], properties: {kind: {const: state}, id: {type: integer}}}, correlationId: {location: '$message.payload#/id'}}
+operations:
+  placeOrder:
+    action: receive
+    channel: {$ref: '#/channels/orders'}
+    messages: [{$ref: '#/channels/orders/messages/place'}]
+    reply: {channel: {$ref: '#/channels/orders'}, messages: [{$ref: '#/channels/orders/messages/placed'}]}
+  askStatus:
+    action: receive
+    channel: {$ref: '#/channels/orders'}
+    messages: [{$ref: '#/channels/orders/messages/status'}]
+    reply: {channel: {$ref: '#/channels/orders'}, messages: [{$ref: '#/channels/orders/messages/state'}]}
+"##;
+
+    #[test]
+    fn the_suite_has_one_case_per_rule_and_skips_what_it_cannot_send() {
+        let document = Document::parse(std::path::Path::new("orders.yaml"), DOC).unwrap();
+        let profile = ProfileSpec::from_document(&document, None, None).unwrap();
+        assert_eq!(profile.discriminator().pointer(), "/kind");
+        let suite = suite(&profile);
+        let ids: Vec<&str> = suite.file.cases.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "handshake.upgrade",
+                "asyncapi.messages.schema",
+                "asyncapi.reply.askStatus",
+                "asyncapi.reply.placeOrder",
+                "input.malformed_json",
+                "input.unknown_type",
+                "input.binary_frame",
+                "input.invalid_message"
+            ]
+        );
+        let case = |id: &str| suite.file.cases.iter().find(|c| c.id == id).unwrap();
+        assert_eq!(case("asyncapi.reply.placeOrder").needs, [Need::RequestExample]);
+        // status has no example: one is built from its schema (id at its minimum). Only the
+        // reply declares a correlation id, so there is no id of the request's to echo: the
+        // reply is not matched on one.
+        let status = &case("asyncapi.reply.askStatus").steps[1].action;
+        let Action::Send(send) = status else { panic!("{status:?}") };
+        assert_eq!(send.json, Some(serde_json::json!({"kind": "status", "id": 1})));
+        let Action::Expect(expect) = &case("asyncapi.reply.askStatus").steps[2].action else { panic!() };
+        assert_eq!(expect.message_type, "state");
+        assert!(expect.matches.is_empty());
+    }
+}

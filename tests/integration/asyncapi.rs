@@ -329,3 +329,51 @@ fn snapshots_of_a_document_are_stable_and_show_a_changed_reply() {
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("-  <- subscriptionStatus") && stdout.contains("\"reqid\":7302"), "{stdout}");
 }
+
+/// `--server ID` connects where the document says; a user's scenario file works with any
+/// document, `expect: {type: NAME}` matching the discriminator's value.
+#[test]
+fn the_documents_server_and_a_users_scenario_file_work_together() {
+    let url = feed(None);
+    let host = url.trim_start_matches("ws://").trim_end_matches("/feed");
+    let dir = std::env::temp_dir().join(format!("wsprobe-asyncapi-server-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let doc = dir.join("feed.yaml");
+    let text = std::fs::read_to_string(document()).unwrap().replace("host: 127.0.0.1:9001", &format!("host: {host}"));
+    std::fs::write(&doc, text).unwrap();
+    let scenario = dir.join("tickers.yaml");
+    std::fs::write(
+        &scenario,
+        r#"cases:
+  - id: feed.ticker_after_subscribe
+    level: must
+    description: "A subscription to XBT/USD brings its ticker."
+    steps:
+      - connect:
+      - send:
+          json: {event: subscribe, reqid: 1, pair: [XBT/USD], subscription: {name: ticker}}
+      - expect: {type: subscriptionStatus, timeout: 2s, match: {/status: subscribed}}
+      - expect: {type: ticker, timeout: 2s, match: {/pair: XBT/USD}}
+"#,
+    )
+    .unwrap();
+    let doc = doc.to_str().unwrap();
+    let (code, stdout, stderr) = wsprobe(&[
+        "run",
+        "--asyncapi",
+        doc,
+        "--server",
+        "local",
+        "--no-builtin",
+        "--scenario",
+        scenario.to_str().unwrap(),
+        "--no-progress",
+    ]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("PASS  feed.ticker_after_subscribe"), "{stdout}");
+    let (code, _, stderr) = wsprobe(&["run", "--asyncapi", doc, "--server", "nope", "--list"]);
+    assert_eq!(code, 0, "--list connects to nothing: {stderr}");
+    let (code, _, stderr) = wsprobe(&["run", "--asyncapi", doc, "--server", "nope"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("no server \"nope\"; the document has local"), "{stderr}");
+}
