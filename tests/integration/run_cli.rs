@@ -57,20 +57,22 @@ async fn json_and_junit_agree_on_a_failing_run_and_exit_1() {
     let server = start(config).await;
     let filter = "welcome.*,heartbeat.*,rate_limit.*,auth.*,reconnect.*";
     let junit_path = temp("report.xml");
-    let junit = wsprobe(args(&[
-        "run",
-        "--url",
-        &server.url(),
-        "--filter",
-        filter,
-        "--format",
-        "junit",
-        "--output",
-        junit_path.to_str().unwrap(),
-    ]))
-    .await;
+    // The two runs at once: each waits on timeouts, not on the machine.
+    let (junit, json) = tokio::join!(
+        wsprobe(args(&[
+            "run",
+            "--url",
+            &server.url(),
+            "--filter",
+            filter,
+            "--format",
+            "junit",
+            "--output",
+            junit_path.to_str().unwrap(),
+        ])),
+        wsprobe(args(&["run", "--url", &server.url(), "--filter", filter, "--format", "json"]))
+    );
     assert_eq!(junit.code, 1, "{}", junit.stderr);
-    let json = wsprobe(args(&["run", "--url", &server.url(), "--filter", filter, "--format", "json"])).await;
     assert_eq!(json.code, 1);
     let report: Value = serde_json::from_str(&json.stdout).unwrap();
     let xml = std::fs::read_to_string(&junit_path).unwrap();
@@ -117,12 +119,11 @@ async fn strict_turns_warnings_into_failures() {
     config.faults = vec![Fault::Silent];
     let server = start(config).await;
     let base = ["run", "--url", &server.url(), "--filter", "input.*"];
-    let relaxed = wsprobe(args(&base)).await;
-    assert_eq!(relaxed.code, 0, "{}", relaxed.stdout);
-    assert!(relaxed.stdout.contains("WARN  input.binary_frame"), "{}", relaxed.stdout);
     let mut strict = args(&base);
     strict.push("--strict".into());
-    let strict = wsprobe(strict).await;
+    let (relaxed, strict) = tokio::join!(wsprobe(args(&base)), wsprobe(strict));
+    assert_eq!(relaxed.code, 0, "{}", relaxed.stdout);
+    assert!(relaxed.stdout.contains("WARN  input.binary_frame"), "{}", relaxed.stdout);
     assert_eq!(strict.code, 1, "{}", strict.stdout);
     server.shutdown().await;
 }
