@@ -327,7 +327,12 @@ fn replies(
             reply.request_correlation = reply.request_correlation.or(correlation);
             reply.requests.push(fixed);
         }
-        for name in &spec.replies {
+        // A reply that lists no messages may be any message of the channel the server sends.
+        let answers: Vec<&String> = match spec.replies.is_empty() {
+            true => channel.server_sends.iter().map(|m| &m.name).collect(),
+            false => spec.replies.iter().collect(),
+        };
+        for name in answers {
             let (fixed, correlation) = named(name)?;
             reply.reply_correlation = reply.reply_correlation.or(correlation);
             reply.replies.push(fixed);

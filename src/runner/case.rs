@@ -413,7 +413,12 @@ impl CaseRun<'_> {
     }
 
     async fn expect(&mut self, expect: &Expect) -> Result<(), Failure> {
-        let wanted_type = self.variables.expand_str(&expect.message_type).map_err(|e| fail("a valid template", e))?;
+        let mut wanted_type =
+            self.variables.expand_str(&expect.message_type).map_err(|e| fail("a valid template", e))?;
+        let first_type = wanted_type.clone();
+        for other in &expect.or_types {
+            wanted_type = format!("{wanted_type} or {other}");
+        }
         let timeout = self.settings.scaled(expect.timeout);
         let set = self.server_set();
         let wanted =
@@ -447,7 +452,8 @@ impl CaseRun<'_> {
             };
             let parsed: Option<Value> = serde_json::from_str(&text).ok();
             let found_type = parsed.as_ref().and_then(|v| discriminator.name_of(v)).map(str::to_string);
-            if found_type.as_deref() == Some(wanted_type.as_str()) {
+            let answers = |found: &str| found == first_type || expect.or_types.iter().any(|t| t == found);
+            if found_type.as_deref().is_some_and(answers) {
                 break parsed.expect("a type was read from it");
             }
             if expect.first {

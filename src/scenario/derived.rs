@@ -129,12 +129,16 @@ fn reply_case(profile: &ProfileSpec, reply: &Reply, correlation: u64) -> Case {
         matches.insert(pointer.clone(), Matcher::Equals(sent_id.clone()));
         correlation_rule = format!(", whose {pointer} echoes the request's correlation id");
     }
-    let first_reply = reply.replies.first().cloned().unwrap_or_default();
+    let (first_reply, or_types) = match reply.replies.split_first() {
+        Some((first, rest)) => (first.clone(), rest.to_vec()),
+        None => (String::new(), Vec::new()),
+    };
     let steps = vec![
         connect(None),
         send_json(message),
         step(Action::Expect(Expect {
             message_type: first_reply,
+            or_types,
             timeout: REPLY_TIMEOUT,
             first: false,
             schema: false,

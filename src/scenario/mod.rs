@@ -337,6 +337,10 @@ pub struct Expect {
     /// The message type (templates allowed: `{{welcome}}`).
     #[serde(rename = "type")]
     pub message_type: String,
+    /// Other types that satisfy the step as well: a derived case's request that several
+    /// messages may answer. Not written in scenario files.
+    #[serde(skip)]
+    pub or_types: Vec<String>,
     #[serde(deserialize_with = "duration::deserialize")]
     pub timeout: Duration,
     /// The very next message must be this one; otherwise messages of other types are skipped.
