@@ -82,12 +82,22 @@ impl Operation {
                 }
             },
         };
-        let (request, mut message, id_value) = profile.request(reply, ID_SENTINEL).ok_or_else(|| {
+        // Built valid with id 1; the id's place then holds the sentinel of the same kind.
+        let (request, mut message, id_value) = profile.request(reply, 1).ok_or_else(|| {
             format!(
                 "operation {}: no valid example of its request, and none can be built from the schema; add `examples` to the request message",
                 reply.operation
             )
         })?;
+        let id_value = id_value.map(|id| match id {
+            Value::String(_) => Value::String(format!("wsprobe-{ID_SENTINEL}")),
+            _ => Value::from(ID_SENTINEL),
+        });
+        if let (Some(pointer), Some(id)) = (&reply.request_correlation, &id_value) {
+            if let Some(place) = set_pointer(&mut message, pointer) {
+                *place = id.clone();
+            }
+        }
         if let Some((_, pointer)) = profile.stamps.iter().find(|(name, _)| *name == request) {
             if let Some(place) = set_pointer(&mut message, pointer) {
                 *place = Value::from(STAMP_SENTINEL);

@@ -157,53 +157,129 @@ impl Document {
         self.root.get("channels").and_then(Value::as_object).map(|c| c.keys().cloned().collect()).unwrap_or_default()
     }
 
-    /// The channel `wanted`, or the only one.
+    /// The connection a client opens to channel `wanted`, or to the only one: that channel and
+    /// every other at the same address on the same servers (a WebSocket connection carries them
+    /// all, and documents often give each message a channel of its own).
+    ///
+    /// Operations are read from the side the document describes: replies to `receive`
+    /// operations mean a server (as `schemas/asyncapi.yaml`), replies to `send` operations a
+    /// client (as many public documents). An operation or a reply that lists no messages
+    /// carries every message of its channel.
     pub fn channel(&self, wanted: Option<&str>) -> Result<ChannelSpec, AsyncApiError> {
         let ids = self.channel_ids();
-        let id = match wanted {
-            Some(id) if ids.iter().any(|i| i == id) => id.to_string(),
-            Some(id) => {
-                return Err(AsyncApiError::NoChannel { path: self.shown(), wanted: id.into(), known: ids.join(", ") })
-            }
-            None if ids.len() == 1 => ids[0].clone(),
+        let groups = self.connections(&ids)?;
+        let members: Vec<String> = match wanted {
+            Some(id) => match groups.iter().find(|g| g.iter().any(|member| member == id)) {
+                Some(group) => group.clone(),
+                None => {
+                    return Err(AsyncApiError::NoChannel {
+                        path: self.shown(),
+                        wanted: id.into(),
+                        known: ids.join(", "),
+                    })
+                }
+            },
+            None if groups.len() == 1 => groups[0].clone(),
             None => return Err(AsyncApiError::AmbiguousChannel { path: self.shown(), known: ids.join(", ") }),
         };
-        let channel = &self.root["channels"][&id];
-        let mut spec = ChannelSpec {
-            id: id.clone(),
-            address: channel.get("address").and_then(Value::as_str).map(String::from),
-            server_sends: Vec::new(),
-            server_receives: Vec::new(),
-            replies: Vec::new(),
+        let first = &self.root["channels"][&members[0]];
+        let address = first.get("address").and_then(Value::as_str).map(String::from);
+        let id = match (wanted, members.len()) {
+            (Some(id), _) => id.to_string(),
+            (None, 1) => members[0].clone(),
+            (None, _) => address.clone().unwrap_or_else(|| members[0].clone()),
         };
+        let mut spec =
+            ChannelSpec { id, address, server_sends: Vec::new(), server_receives: Vec::new(), replies: Vec::new() };
         let operations = self.root.get("operations").and_then(Value::as_object).cloned().unwrap_or_default();
+        let mut ours = Vec::new();
         for (operation_id, operation) in operations {
             let operation = self.follow(&operation)?;
-            if self.follow(&operation["channel"])? != self.follow(channel)? {
-                continue;
+            let (_, channel_at) = self.follow_to(&operation["channel"])?;
+            let Some(channel_id) = channel_at.strip_prefix("/channels/") else { continue };
+            if members.iter().any(|member| member == channel_id) {
+                ours.push((operation_id, operation, channel_id.to_string()));
             }
-            let messages = self.operation_messages(&operation["messages"])?;
-            let names: Vec<String> = messages.iter().map(|m| m.name.clone()).collect();
-            match operation.get("action").and_then(Value::as_str) {
-                Some("send") => push_new(&mut spec.server_sends, messages),
-                Some("receive") => {
-                    push_new(&mut spec.server_receives, messages);
-                    if let Some(reply) = operation.get("reply") {
-                        let reply = self.follow(reply)?;
-                        let replies = self.operation_messages(&reply["messages"])?;
-                        // A reply is something the server sends, whether or not a send operation lists it.
-                        push_new(&mut spec.server_sends, replies.clone());
-                        spec.replies.push(ReplySpec {
-                            operation: operation_id.clone(),
-                            requests: names,
-                            replies: replies.into_iter().map(|m| m.name).collect(),
-                        });
+        }
+        let has_reply =
+            |action: &str| ours.iter().any(|(_, op, _)| op["action"] == action && op.get("reply").is_some());
+        // The action by which the described application takes requests in: its peer's requests.
+        let describes_client = has_reply("send") && !has_reply("receive");
+        let (server_sends_action, server_receives_action) =
+            if describes_client { ("receive", "send") } else { ("send", "receive") };
+        for (operation_id, operation, channel_id) in ours {
+            let mut messages = self.operation_messages(&operation["messages"])?;
+            if messages.is_empty() {
+                messages = self.channel_messages(&channel_id)?;
+            }
+            let action = operation.get("action").and_then(Value::as_str).unwrap_or_default();
+            let reply = operation.get("reply").map(|reply| self.follow(reply)).transpose()?;
+            let replies = match &reply {
+                Some(reply) => {
+                    let mut replies = self.operation_messages(&reply["messages"])?;
+                    if replies.is_empty() {
+                        let (_, reply_at) = match reply.get("channel") {
+                            Some(channel) => self.follow_to(channel)?,
+                            None => (Value::Null, format!("/channels/{channel_id}")),
+                        };
+                        let reply_channel = reply_at.strip_prefix("/channels/").unwrap_or(&channel_id).to_string();
+                        replies = self.channel_messages(&reply_channel)?;
                     }
+                    replies
                 }
-                _ => {}
+                None => Vec::new(),
+            };
+            if action == server_sends_action {
+                // The server's own messages; a reply to one would come from the client.
+                push_new(&mut spec.server_sends, messages);
+                push_new(&mut spec.server_receives, replies);
+            } else if action == server_receives_action {
+                let names: Vec<String> = messages.iter().map(|m| m.name.clone()).collect();
+                push_new(&mut spec.server_receives, messages);
+                if reply.is_some() {
+                    let reply_names = replies.iter().map(|m| m.name.clone()).collect();
+                    push_new(&mut spec.server_sends, replies);
+                    spec.replies.push(ReplySpec { operation: operation_id, requests: names, replies: reply_names });
+                }
             }
         }
         Ok(spec)
+    }
+
+    /// Channel ids grouped by connection: the same address on the same servers.
+    fn connections(&self, ids: &[String]) -> Result<Vec<Vec<String>>, AsyncApiError> {
+        let mut groups: Vec<((Value, Value), Vec<String>)> = Vec::new();
+        for id in ids {
+            let channel = self.follow(&self.root["channels"][id])?;
+            let key = (
+                channel.get("address").cloned().unwrap_or(Value::Null),
+                channel.get("servers").cloned().unwrap_or(Value::Null),
+            );
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, members)) => members.push(id.clone()),
+                None => groups.push((key, vec![id.clone()])),
+            }
+        }
+        Ok(groups.into_iter().map(|(_, members)| members).collect())
+    }
+
+    /// Every message of channel `id`, under its key there.
+    fn channel_messages(&self, id: &str) -> Result<Vec<MessageSpec>, AsyncApiError> {
+        let channel = self.follow(&self.root["channels"][id])?;
+        let Some(messages) = channel.get("messages").and_then(Value::as_object) else { return Ok(Vec::new()) };
+        messages
+            .iter()
+            .map(|(key, reference)| {
+                let mut message = self.message(reference)?;
+                if message.id.is_empty() {
+                    message.id = key.clone();
+                }
+                if message.name.is_empty() {
+                    message.name = key.clone();
+                }
+                Ok(message)
+            })
+            .collect()
     }
 
     fn shown(&self) -> String {
@@ -325,33 +401,18 @@ fn push_new(into: &mut Vec<MessageSpec>, messages: Vec<MessageSpec>) {
 }
 
 /// The member every message of a side fixes with its own `const` (or one-value `enum`), as a
-/// JSON Pointer: `/type` for Bot Core, `/event` elsewhere. `None` when no member tells every
-/// message apart.
+/// JSON Pointer: `/type` for Bot Core, `/event` elsewhere. The `const` may sit in an `allOf`
+/// member, or alike in every branch of a `oneOf`. `None` when no member tells every message
+/// apart.
 pub fn discriminator(messages: &[MessageSpec]) -> Option<String> {
-    let constants = |payload: &Value| -> BTreeMap<String, Value> {
-        payload
-            .get("properties")
-            .and_then(Value::as_object)
-            .map(|properties| {
-                properties
-                    .iter()
-                    .filter_map(|(name, schema)| {
-                        let fixed = schema.get("const").cloned().or_else(|| {
-                            schema.get("enum").and_then(Value::as_array).filter(|e| e.len() == 1).map(|e| e[0].clone())
-                        });
-                        fixed.map(|value| (name.clone(), value))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let all: Vec<BTreeMap<String, Value>> = messages.iter().map(|m| constants(&m.payload)).collect();
+    let all: Vec<BTreeMap<String, String>> =
+        messages.iter().map(|m| crate::schema::fixed_members(&m.payload)).collect();
     let first = all.first()?;
     first
         .keys()
         .find(|name| {
-            let values: Vec<&Value> = all.iter().filter_map(|c| c.get(*name)).collect();
-            let distinct: std::collections::BTreeSet<String> = values.iter().map(|v| v.to_string()).collect();
+            let values: Vec<&String> = all.iter().filter_map(|c| c.get(*name)).collect();
+            let distinct: std::collections::BTreeSet<&String> = values.iter().copied().collect();
             values.len() == all.len() && distinct.len() == all.len()
         })
         .map(|name| format!("/{name}"))

@@ -242,23 +242,25 @@ impl ProfileSpec {
     }
 
     /// A request of `reply` to send: its name, the message with `correlation` at its correlation
-    /// id's place (a string `wsprobe-N` where the example has a string there, else the number),
-    /// and that id; `None` when the document gives no valid instance and none can be built.
+    /// id's place, and that id. The id is the number, or `wsprobe-N` where the example holds a
+    /// string there, whichever the request's schema accepts. `None` when the document gives no
+    /// valid instance, none can be built, or no id of either kind fits.
     pub fn request(&self, reply: &Reply, correlation: u64) -> Option<(String, Value, Option<Value>)> {
         reply.requests.iter().find_map(|name| {
-            let mut message = self.example(name)?;
-            let id = match &reply.request_correlation {
-                Some(pointer) => {
-                    let id = match message.pointer(pointer) {
-                        Some(Value::String(_)) => Value::String(format!("wsprobe-{correlation}")),
-                        _ => Value::from(correlation),
-                    };
-                    *set_pointer(&mut message, pointer)? = id.clone();
-                    Some(id)
-                }
-                None => None,
+            let example = self.example(name)?;
+            let Some(pointer) = &reply.request_correlation else { return Some((name.clone(), example, None)) };
+            let number = Value::from(correlation);
+            let text = Value::String(format!("wsprobe-{correlation}"));
+            let kinds = match example.pointer(pointer) {
+                Some(Value::String(_)) => [text, number],
+                _ => [number, text],
             };
-            Some((name.clone(), message, id))
+            let schema = self.catalog.message(self.client, name)?;
+            kinds.into_iter().find_map(|id| {
+                let mut message = example.clone();
+                *set_pointer(&mut message, pointer)? = id.clone();
+                schema.violations(&message).is_empty().then(|| (name.clone(), message, Some(id)))
+            })
         })
     }
 
@@ -432,5 +434,84 @@ fn file_references(file: &str, value: &Value, out: &mut Vec<String>) {
         }
         Value::Array(items) => items.iter().for_each(|item| file_references(file, item, out)),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A document written from the client's side, as many public ones are: each message has a
+    /// channel of its own, all at one address; operations list no messages (their channel's
+    /// are meant); replies name a channel, not messages; a reply's shapes vary in a `oneOf`
+    /// whose branches share the name. Written for this test.
+    const CHAT: &str = r##"
+asyncapi: 3.0.0
+info: {title: Chat client, version: 2.0.0}
+servers:
+  production: {host: chat.example.invalid, protocol: wss}
+channels:
+  join: {address: /chat, messages: {join: {$ref: '#/components/messages/join'}}}
+  joined: {address: /chat, messages: {joined: {$ref: '#/components/messages/joined'}}}
+  say: {address: /chat, messages: {say: {$ref: '#/components/messages/say'}}}
+  said: {address: /chat, messages: {said: {$ref: '#/components/messages/said'}}}
+  presence: {address: /chat, messages: {presence: {$ref: '#/components/messages/presence'}}}
+operations:
+  joinRoom: {action: send, channel: {$ref: '#/channels/join'}, reply: {channel: {$ref: '#/channels/joined'}}}
+  speak: {action: send, channel: {$ref: '#/channels/say'}, reply: {channel: {$ref: '#/channels/said'}}}
+  watchPresence: {action: receive, channel: {$ref: '#/channels/presence'}}
+components:
+  correlationIds:
+    ref: {location: '$message.payload#/ref'}
+  messages:
+    join: {payload: {$ref: '#/components/schemas/join'}, correlationId: {$ref: '#/components/correlationIds/ref'}}
+    joined:
+      payload: {oneOf: [{$ref: '#/components/schemas/joinedOk'}, {$ref: '#/components/schemas/joinedRefused'}]}
+      correlationId: {$ref: '#/components/correlationIds/ref'}
+    say:
+      payload: {type: object, required: [action, text], properties: {action: {const: say}, text: {type: string, minLength: 1}, ref: {type: string}}}
+      correlationId: {$ref: '#/components/correlationIds/ref'}
+    said:
+      payload: {type: object, required: [action], properties: {action: {const: said}, ref: {type: string}}}
+      correlationId: {$ref: '#/components/correlationIds/ref'}
+    presence:
+      payload: {type: object, required: [action, user], properties: {action: {const: presence}, user: {type: string}, online: {type: boolean}}}
+  schemas:
+    join: {type: object, required: [action, room], properties: {action: {const: join}, room: {type: string, minLength: 1}, ref: {type: string}}}
+    joinedCommon: {type: object, required: [action], properties: {action: {const: joined}, ref: {type: string}}}
+    joinedOk: {allOf: [{$ref: '#/components/schemas/joinedCommon'}, {required: [members], properties: {members: {type: array}}}]}
+    joinedRefused: {allOf: [{$ref: '#/components/schemas/joinedCommon'}, {required: [reason], properties: {reason: {type: string}}}]}
+"##;
+
+    #[test]
+    fn a_client_side_document_with_a_channel_per_message_is_one_connection() {
+        let document = Document::parse(Path::new("chat.yaml"), CHAT).unwrap();
+        let profile = ProfileSpec::from_document(&document, None, None).unwrap();
+        assert_eq!(profile.name, "chat.yaml#/chat");
+        assert_eq!(profile.address.as_deref(), Some("/chat"));
+        // Inferred through the reply's oneOf of allOfs.
+        assert_eq!(profile.discriminator().pointer(), "/action");
+        let names = |set| profile.catalog.messages(set).map(|m| m.message_type.clone()).collect::<Vec<_>>();
+        assert_eq!(names(MessageSet::Server), ["joined", "presence", "said"]);
+        assert_eq!(names(MessageSet::Client), ["join", "say"]);
+        let join = profile.reply("joinRoom").unwrap();
+        assert_eq!(
+            (join.requests.as_slice(), join.replies.as_slice()),
+            (&["join".to_string()][..], &["joined".to_string()][..])
+        );
+        assert_eq!(join.reply_correlation.as_deref(), Some("/ref"));
+        // Built from the schema; the id is a string because the schema wants one there.
+        let (_, message, id) = profile.request(join, 7).unwrap();
+        assert_eq!(message, serde_json::json!({"action": "join", "room": "x", "ref": "wsprobe-7"}));
+        assert_eq!(id, Some(Value::from("wsprobe-7")));
+        assert_eq!(profile.broadcasts, ["presence"]);
+        // Any channel of the connection names the same connection.
+        let by_member = ProfileSpec::from_document(&document, Some("said"), None).unwrap();
+        assert_eq!(by_member.replies.len(), 2);
+        // A refused join validates; one that names neither shape does not.
+        let refused = serde_json::json!({"action": "joined", "ref": "wsprobe-7", "reason": "full"});
+        assert!(profile.catalog.validate(MessageSet::Server, &refused).is_valid());
+        let neither = serde_json::json!({"action": "joined"});
+        assert!(!profile.catalog.validate(MessageSet::Server, &neither).is_valid());
     }
 }

@@ -137,17 +137,66 @@ impl Discriminator {
         self.name_of(&serde_json::from_str::<Value>(text).ok()?).map(str::to_string)
     }
 
-    /// Where the payload schema of a message fixes its name: `/properties/type/const`.
-    fn schema_pointer(&self) -> String {
-        self.pointer.split('/').skip(1).map(|token| format!("/properties/{token}")).collect()
-    }
-
-    /// The name a message schema fixes with `const` (or an `enum` of one value).
+    /// The name a message schema fixes with `const` (or an `enum` of one value) at the
+    /// discriminator: in `properties`, in any member of an `allOf`, or alike in every branch of
+    /// a `oneOf`/`anyOf` (a message whose shapes vary but whose name does not).
     pub fn fixed_in(&self, schema: &Value) -> Option<String> {
-        let member = schema.pointer(&self.schema_pointer())?;
-        let fixed = member.get("const").or_else(|| member.get("enum")?.as_array().filter(|e| e.len() == 1)?.first());
-        fixed?.as_str().map(str::to_string)
+        let tokens: Vec<&str> = self.pointer.split('/').skip(1).collect();
+        fixed_at(schema, &tokens, 0)
     }
+}
+
+/// Every member of `schema`'s root that it fixes to a string, by name (see
+/// [`Discriminator::fixed_in`]): the candidates for a discriminator.
+pub fn fixed_members(schema: &Value) -> BTreeMap<String, String> {
+    let mut names: Vec<String> = Vec::new();
+    collect_property_names(schema, &mut names, 0);
+    names.into_iter().filter_map(|name| Discriminator::new(&name).fixed_in(schema).map(|value| (name, value))).collect()
+}
+
+fn collect_property_names(schema: &Value, names: &mut Vec<String>, depth: usize) {
+    if depth > 8 {
+        return;
+    }
+    for name in schema.get("properties").and_then(Value::as_object).into_iter().flat_map(|p| p.keys()) {
+        if !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    for keyword in ["allOf", "oneOf", "anyOf"] {
+        for branch in schema.get(keyword).and_then(Value::as_array).into_iter().flatten() {
+            collect_property_names(branch, names, depth + 1);
+        }
+    }
+}
+
+fn fixed_at(schema: &Value, tokens: &[&str], depth: usize) -> Option<String> {
+    if depth > 8 {
+        return None;
+    }
+    let own = match tokens.split_first() {
+        None => schema
+            .get("const")
+            .or_else(|| schema.get("enum")?.as_array().filter(|e| e.len() == 1)?.first())
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        Some((first, rest)) => schema
+            .get("properties")
+            .and_then(|properties| properties.get(*first))
+            .and_then(|member| fixed_at(member, rest, depth + 1)),
+    };
+    own.or_else(|| {
+        let all = schema.get("allOf").and_then(Value::as_array);
+        all.into_iter().flatten().find_map(|member| fixed_at(member, tokens, depth + 1))
+    })
+    .or_else(|| {
+        ["oneOf", "anyOf"].iter().find_map(|keyword| {
+            let branches = schema.get(*keyword)?.as_array()?;
+            let values: Vec<Option<String>> = branches.iter().map(|b| fixed_at(b, tokens, depth + 1)).collect();
+            let first = values.first()?.clone()?;
+            values.iter().all(|v| v.as_deref() == Some(first.as_str())).then_some(first)
+        })
+    })
 }
 
 /// One message schema for [`Catalog::assemble`]: the set, the document it is, its name.
