@@ -210,7 +210,12 @@ impl Document {
         for (operation_id, operation, channel_id) in ours {
             let mut messages = self.operation_messages(&operation["messages"])?;
             if messages.is_empty() {
+                // The channel's messages; those the operation is named after first (`subscribe`
+                // for `subscribe`, `ping` for `pingPong`), as the request a case sends.
                 messages = self.channel_messages(&channel_id)?;
+                let id = operation_id.to_lowercase();
+                messages
+                    .sort_by_key(|m| std::cmp::Reverse(id.starts_with(&m.name.to_lowercase()) as usize * m.name.len()));
             }
             let action = operation.get("action").and_then(Value::as_str).unwrap_or_default();
             let reply = operation.get("reply").map(|reply| self.follow(reply)).transpose()?;
@@ -541,5 +546,39 @@ components:
             Err(AsyncApiError::Version { .. })
         ));
         assert!(matches!(Document::parse(Path::new("bad.yaml"), "asyncapi: [\n"), Err(AsyncApiError::Parse { .. })));
+    }
+
+    /// A client-side document whose operations list no messages: each carries its channel's,
+    /// the one it is named after first. Written for this test.
+    const UNLISTED: &str = r##"
+asyncapi: 3.0.0
+info: {title: Unlisted, version: 1.0.0}
+channels:
+  feed:
+    address: /
+    messages:
+      heartbeat: {payload: {type: object, properties: {op: {const: heartbeat}}}}
+      ping: {payload: {type: object, properties: {op: {const: ping}}}}
+      pong: {payload: {type: object, properties: {op: {const: pong}}}}
+operations:
+  pingPong:
+    action: send
+    channel: {$ref: '#/channels/feed'}
+    reply: {messages: [{$ref: '#/channels/feed/messages/pong'}]}
+  listen:
+    action: receive
+    channel: {$ref: '#/channels/feed'}
+"##;
+
+    #[test]
+    fn operations_without_messages_carry_their_channels_and_the_named_one_comes_first() {
+        let document = Document::parse(Path::new("unlisted.yaml"), UNLISTED).unwrap();
+        let feed = document.channel(None).unwrap();
+        assert_eq!(feed.replies.len(), 1);
+        assert_eq!(feed.replies[0].requests[0], "ping");
+        assert_eq!(feed.replies[0].replies, ["pong"]);
+        // The client receives everything on the channel, so the server may send all of it.
+        assert_eq!(feed.server_sends.len(), 3);
+        assert_eq!(discriminator(&feed.server_sends).as_deref(), Some("/op"));
     }
 }
