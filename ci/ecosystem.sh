@@ -5,7 +5,8 @@
 #   - Python jsonschema and ajv (strict, draft 2020-12) compile every schema and check its
 #     examples, resolving the $refs between files by $id;
 #   - Modelina (behind `asyncapi generate models`) makes typed TypeScript models of every
-#     message in asyncapi.yaml, none of them `any`;
+#     message in asyncapi.yaml, none of them `any`; the official AsyncAPI parser reads it and the
+#     README's example document (examples/asyncapi-feed/feed.yaml) without an error;
 #   - every JUnit report wsprobe writes (run, serve, snapshot; passing, failing, empty, and one
 #     whose transcript holds characters XML 1.0 forbids) validates against Jenkins' JUnit schema
 #     (junit-10.xsd, which PyPI's pytest sdist ships for its own tests) with xmlschema.
@@ -31,6 +32,8 @@ if [ ! -d "$node_dir/node_modules/@asyncapi/modelina" ]; then
 fi
 NODE_PATH="$node_dir/node_modules" node ci/ajv-check.cjs schemas
 NODE_PATH="$node_dir/node_modules" node ci/asyncapi-models.cjs schemas/asyncapi.yaml
+# The shipped document and the README's example, as the official parser reads them.
+NODE_PATH="$node_dir/node_modules" node ci/asyncapi-validate.cjs schemas/asyncapi.yaml examples/asyncapi-feed/feed.yaml
 
 work=target/ecosystem
 xsd="$work/junit-10.xsd"
