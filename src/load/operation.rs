@@ -135,12 +135,7 @@ impl Operation {
         Err(why)
     }
 
-    /// Whether replies name their request; otherwise they answer in order.
-    pub fn correlated(&self) -> bool {
-        self.reply_correlation.is_some()
-    }
-
-    /// Where a reply names its request.
+    /// Where a reply names its request; without it, replies answer in order.
     pub fn reply_correlation(&self) -> Option<&str> {
         self.reply_correlation.as_deref()
     }
@@ -226,7 +221,7 @@ mod tests {
         let core = ProfileSpec::shipped(crate::profile::Profile::Core, catalog).unwrap();
         let operation = Operation::of(&core, None).unwrap();
         assert_eq!((operation.id.as_str(), operation.request.as_str()), ("coreAnswersPing", "Ping"));
-        assert!(!operation.correlated());
+        assert_eq!(operation.reply_correlation(), None);
         let text = operation.request_text(3, 1_700_000_000_123);
         let sent: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(sent["type"], "Ping");
