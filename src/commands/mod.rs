@@ -123,10 +123,7 @@ fn target_url(url: Option<&str>, document: &DocumentArgs, spec: &ProfileSpec) ->
         (Some(_), Some(_)) => anyhow::bail!("--url and --server both name the target; pass one"),
         (Some(url), None) => Ok(Some(url.to_string())),
         (None, Some(server)) => {
-            let path = document.asyncapi.as_deref().expect("clap requires --asyncapi with --server");
-            let loaded = Document::load(path)?;
-            let channel = loaded.channel(document.channel.as_deref())?;
-            let url = loaded.server_url(server, &channel)?;
+            let url = spec.server_url(server)?;
             Ok(Some(crate::target::parse_ws_url(&url).map_err(anyhow::Error::msg)?))
         }
         (None, None) if spec.bundled.is_some() => Ok(None),

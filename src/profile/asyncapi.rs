@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum AsyncApiError {
     #[error("cannot read {path}: {reason}")]
     Read { path: String, reason: String },
@@ -125,14 +125,14 @@ impl Document {
         }
     }
 
-    /// The URL of server `id` for `channel`: `protocol://host` + `pathname` + the channel's address.
-    pub fn server_url(&self, id: &str, channel: &ChannelSpec) -> Result<String, AsyncApiError> {
+    /// Every server of the document, by id, with its URL for `channel` (`protocol://host` +
+    /// `pathname` + the channel's address), or why it has none.
+    pub fn server_urls(&self, channel: &ChannelSpec) -> BTreeMap<String, Result<String, AsyncApiError>> {
         let servers = self.root.get("servers").and_then(Value::as_object).cloned().unwrap_or_default();
-        let Some(server) = servers.get(id) else {
-            let known: Vec<&str> = servers.keys().map(String::as_str).collect();
-            let known = if known.is_empty() { "no servers".to_string() } else { known.join(", ") };
-            return Err(AsyncApiError::NoServer { path: self.shown(), wanted: id.into(), known });
-        };
+        servers.iter().map(|(id, server)| (id.clone(), self.server_url(id, server, channel))).collect()
+    }
+
+    fn server_url(&self, id: &str, server: &Value, channel: &ChannelSpec) -> Result<String, AsyncApiError> {
         let server = self.follow(server)?;
         let bad = |reason: &str| AsyncApiError::BadServer {
             path: self.shown(),

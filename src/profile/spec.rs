@@ -63,6 +63,8 @@ pub struct ProfileSpec {
     pub client: MessageSet,
     /// The channel's address (`/ws`).
     pub address: Option<String>,
+    /// The document's servers, by id, with their URL for this connection or why there is none.
+    pub servers: BTreeMap<String, Result<String, AsyncApiError>>,
     /// The message the server sends first on every connection, when the spec names one.
     pub welcome: Option<String>,
     /// Messages the server sends on its own schedule, which no request controls (snapshots
@@ -142,6 +144,7 @@ impl ProfileSpec {
             server: MessageSet::of(profile, super::Direction::Server),
             client: MessageSet::of(profile, super::Direction::Client),
             address: channel.address.clone(),
+            servers: document.server_urls(&channel),
             welcome: Some(shipped.welcome.to_string()),
             broadcasts: shipped.broadcasts.iter().map(|b| b.to_string()).collect(),
             broadcast_unless: vec![(
@@ -208,6 +211,7 @@ impl ProfileSpec {
             server: MessageSet::Server,
             client: MessageSet::Client,
             address: channel.address.clone(),
+            servers: document.server_urls(&channel),
             welcome: None,
             broadcasts,
             broadcast_unless: Vec::new(),
@@ -224,6 +228,18 @@ impl ProfileSpec {
 
     pub fn discriminator(&self) -> &Discriminator {
         self.catalog.discriminator()
+    }
+
+    /// The URL of the document's server `id` for this connection.
+    pub fn server_url(&self, id: &str) -> Result<String, AsyncApiError> {
+        match self.servers.get(id) {
+            Some(url) => url.clone(),
+            None => {
+                let known: Vec<&str> = self.servers.keys().map(String::as_str).collect();
+                let known = if known.is_empty() { "no servers".to_string() } else { known.join(", ") };
+                Err(AsyncApiError::NoServer { path: self.name.clone(), wanted: id.into(), known })
+            }
+        }
     }
 
     /// Whether the server sent `message` on its own schedule rather than in answer to the client.
