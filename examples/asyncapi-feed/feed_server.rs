@@ -7,7 +7,7 @@
 //! loop returns and the connection ends without a Close frame (RFC 6455 wants 1007).
 //! `wsprobe fuzz --asyncapi feed.yaml` finds it.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Map, Value};
@@ -130,7 +130,8 @@ async fn connection(stream: TcpStream, fault: Option<Fault>) {
             _ = heartbeat.tick() => out.push(json!({"event": "heartbeat"})),
             _ = tick.tick() => {
                 for pair in &subscribed {
-                    out.push(json!({"event": "ticker", "pair": pair, "bid": 61_250.5, "ask": 61_251.0, "time": now_rfc3339()}));
+                    let time = reference_server::iso8601(reference_server::now_ms() / 1000, 0);
+                    out.push(json!({"event": "ticker", "pair": pair, "bid": 61_250.5, "ask": 61_251.0, "time": time}));
                 }
             }
         }
@@ -177,20 +178,4 @@ fn with_reqid(mut message: Value, reqid: Option<u64>) -> Value {
         message["reqid"] = json!(reqid);
     }
     message
-}
-
-/// The time now as RFC 3339 (UTC, seconds), from the days-to-civil conversion.
-fn now_rfc3339() -> String {
-    let seconds = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
-    let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
 }

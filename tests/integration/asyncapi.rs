@@ -39,11 +39,23 @@ fn wsprobe(args: &[&str]) -> (i32, String, String) {
     (out.status.code().expect("exited normally"), text(out.stdout), text(out.stderr))
 }
 
+/// A fresh, empty folder for one test's files.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wsprobe-asyncapi-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch folder");
+    dir
+}
+
 /// `run --asyncapi feed.yaml` against `url`: the exit code and each case's (id, status, message).
 fn run(url: &str) -> (i32, Vec<(String, String, String)>) {
     let doc = document();
-    let (code, stdout, stderr) =
-        wsprobe(&["run", "--asyncapi", doc.to_str().unwrap(), "--url", url, "--format", "json", "--no-progress"]);
+    cases(&["run", "--asyncapi", doc.to_str().unwrap(), "--url", url, "--format", "json", "--no-progress"])
+}
+
+/// A `run --format json`: the exit code and each case's (id, status, message), in order.
+fn cases(args: &[&str]) -> (i32, Vec<(String, String, String)>) {
+    let (code, stdout, stderr) = wsprobe(args);
     let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
     let cases = report["cases"]
         .as_array()
@@ -111,8 +123,7 @@ fn each_planted_deviation_fails_exactly_the_rule_it_breaks() {
 
 #[test]
 fn validate_dispatches_on_the_documents_discriminator_and_names_what_matches_nothing() {
-    let dir = std::env::temp_dir().join(format!("wsprobe-asyncapi-validate-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("validate");
     let capture = dir.join("capture.jsonl");
     std::fs::write(
         &capture,
@@ -204,8 +215,7 @@ fn load_times_any_operation_matching_replies_by_correlation_id() {
 fn fuzz_draws_inputs_from_what_the_document_says_the_server_receives() {
     let doc = document();
     let doc = doc.to_str().unwrap();
-    let out = std::env::temp_dir().join(format!("wsprobe-asyncapi-fuzz-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
+    let out = scratch("fuzz");
     let url = feed(None);
     let (code, stdout, stderr) = wsprobe(&[
         "fuzz",
@@ -269,15 +279,9 @@ fn fuzz_draws_inputs_from_what_the_document_says_the_server_receives() {
 fn the_shipped_document_gives_the_bundled_server_the_verdicts_of_the_core_profile() {
     let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/asyncapi.yaml");
     fn report(args: &[&str]) -> Vec<(String, String)> {
-        let (code, stdout, stderr) = wsprobe(args);
-        let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
-        assert_eq!(code, 0, "{stdout}");
-        report["cases"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| (c["id"].as_str().unwrap().to_string(), c["status"].as_str().unwrap().to_string()))
-            .collect()
+        let (code, cases) = cases(args);
+        assert_eq!(code, 0, "{cases:?}");
+        cases.into_iter().map(|(id, status, _)| (id, status)).collect()
     }
     // Both runs at once: each waits on its cases' windows, not on the machine.
     let derived = std::thread::spawn(move || {
@@ -315,8 +319,7 @@ fn the_shipped_document_gives_the_bundled_server_the_verdicts_of_the_core_profil
 fn snapshots_of_a_document_are_stable_and_show_a_changed_reply() {
     let doc = document();
     let doc = doc.to_str().unwrap();
-    let dir = std::env::temp_dir().join(format!("wsprobe-asyncapi-snapshots-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = scratch("snapshots");
     let dir = dir.to_str().unwrap();
     let snapshot = |action: &str, url: &str| {
         wsprobe(&["snapshot", action, "--asyncapi", doc, "--url", url, "--dir", dir, "--filter", "asyncapi.reply.*"])
@@ -339,8 +342,7 @@ fn snapshots_of_a_document_are_stable_and_show_a_changed_reply() {
 fn the_documents_server_and_a_users_scenario_file_work_together() {
     let url = feed(None);
     let host = url.trim_start_matches("ws://").trim_end_matches("/feed");
-    let dir = std::env::temp_dir().join(format!("wsprobe-asyncapi-server-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("server");
     let doc = dir.join("feed.yaml");
     let text = std::fs::read_to_string(document()).unwrap().replace("host: 127.0.0.1:9001", &format!("host: {host}"));
     std::fs::write(&doc, text).unwrap();
