@@ -108,6 +108,11 @@ impl Document {
         &self.path
     }
 
+    /// The document's file name (`feed.yaml`), as profile names and schema paths show it.
+    pub fn file_name(&self) -> String {
+        self.path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()
+    }
+
     pub fn root(&self) -> &Value {
         &self.root
     }

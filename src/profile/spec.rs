@@ -193,7 +193,7 @@ impl ProfileSpec {
         };
         let catalog = document_catalog(document, &channel, discriminator.clone())?;
         let replies = replies(document, &channel, &discriminator)?;
-        let file_name = document.path().file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let file_name = document.file_name();
         let answered: Vec<&String> = replies.iter().flat_map(|r| &r.replies).collect();
         let broadcasts = channel
             .server_sends
@@ -320,16 +320,9 @@ fn replies(
 ) -> Result<Vec<Reply>, ProfileError> {
     let by_name: BTreeMap<&str, &MessageSpec> =
         channel.server_sends.iter().chain(&channel.server_receives).map(|m| (m.name.as_str(), m)).collect();
-    let shown = document.path().display().to_string();
     let named = |name: &str| -> Result<(String, Option<String>), ProfileError> {
         let message = by_name[name];
-        let fixed = discriminator.fixed_in(&message.payload).ok_or_else(|| ProfileError::Unnamed {
-            path: shown.clone(),
-            channel: channel.id.clone(),
-            message: name.to_string(),
-            pointer: discriminator.pointer().to_string(),
-        })?;
-        Ok((fixed, message.correlation.clone()))
+        Ok((message_name(document, channel, discriminator, message)?, message.correlation.clone()))
     };
     let mut out = Vec::new();
     for spec in &channel.replies {
@@ -360,6 +353,21 @@ fn replies(
     Ok(out)
 }
 
+/// The name `message` gives itself at the discriminator, or the error that says it gives none.
+fn message_name(
+    document: &Document,
+    channel: &ChannelSpec,
+    discriminator: &Discriminator,
+    message: &MessageSpec,
+) -> Result<String, ProfileError> {
+    discriminator.fixed_in(&message.payload).ok_or_else(|| ProfileError::Unnamed {
+        path: document.path().display().to_string(),
+        channel: channel.id.clone(),
+        message: message.name.clone(),
+        pointer: discriminator.pointer().to_string(),
+    })
+}
+
 /// Compiles the channel's payloads: each message under its discriminator value, in the set of
 /// the side that sends it. Payload files are registered by their path beside the document, with
 /// the files they refer to; inline payloads as documents of their own in the document's folder,
@@ -370,7 +378,7 @@ fn document_catalog(
     discriminator: Discriminator,
 ) -> Result<Catalog, ProfileError> {
     let shown = document.path().display().to_string();
-    let file_name = document.path().file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let file_name = document.file_name();
     let schema_error = |source: SchemaError| ProfileError::Schema {
         path: shown.clone(),
         channel: channel.id.clone(),
@@ -381,12 +389,7 @@ fn document_catalog(
     for (set, messages) in [(MessageSet::Server, &channel.server_sends), (MessageSet::Client, &channel.server_receives)]
     {
         for message in messages {
-            let message_type = discriminator.fixed_in(&message.payload).ok_or_else(|| ProfileError::Unnamed {
-                path: shown.clone(),
-                channel: channel.id.clone(),
-                message: message.name.clone(),
-                pointer: discriminator.pointer().to_string(),
-            })?;
+            let message_type = message_name(document, channel, &discriminator, message)?;
             let (file, shown_as) = match &message.payload_file {
                 Some((file, pointer)) if pointer.is_empty() => (file.clone(), None),
                 _ => {
