@@ -17,6 +17,11 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Held by each test for its whole run.
+// The example's command line uses the rest of it.
+#[allow(dead_code)]
+#[path = "../examples/asyncapi-feed/feed_server.rs"]
+mod feed_server;
+
 static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 struct Output {
@@ -398,4 +403,48 @@ async fn push_mode_on_pushes_without_a_timestamp_says_it_measured_nothing() {
     assert!(out.stderr.contains("nothing could be measured at the start"), "{}", out.stderr);
     assert!(out.stderr.contains("without an integer `timestamp`"), "{}", out.stderr);
     assert!(!out.stderr.contains("lower --start-connections"), "{}", out.stderr);
+}
+
+/// `--asyncapi` with `--operation`: the rate of a document's request/reply operation is
+/// searched, its replies matched by their reqid; a feed that never answers has no capacity.
+#[tokio::test]
+async fn a_documents_operation_is_searched_and_one_never_answered_has_no_capacity() {
+    let _alone = ALONE.lock().await;
+    let doc = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/asyncapi-feed/feed.yaml");
+    let search = |url: String| {
+        let doc = doc.to_str().unwrap().to_string();
+        async move {
+            wsprobe(args(&[
+                "capacity",
+                "--asyncapi",
+                &doc,
+                "--operation",
+                "answerPing",
+                "--url",
+                &url,
+                "--start-rate",
+                "200",
+                "--max-rate",
+                "400",
+                "--step-duration",
+                "1s",
+                "--reply-timeout",
+                "500ms",
+                "--json",
+                "-",
+                "--no-progress",
+            ]))
+            .await
+        }
+    };
+    let out = search(feed_server::spawn_on_loopback(None)).await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let found = report(&out.stdout);
+    assert_eq!(found["capacity_per_s"], 400.0, "{found:#}");
+    assert_eq!(found["bound"], "max-rate", "{found:#}");
+    let out = search(feed_server::spawn_on_loopback(Some(feed_server::Fault::IgnorePing))).await;
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let none = report(&out.stdout);
+    assert!(none["capacity_per_s"].is_null(), "{none:#}");
+    assert_eq!(none["steps"][0]["verdict"], "broken", "{none:#}");
 }

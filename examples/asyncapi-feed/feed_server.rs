@@ -26,6 +26,11 @@ pub enum Fault {
     IgnorePing,
     /// After its status, the feed sends `announcement`, a message the document does not have.
     UndocumentedMessage,
+    /// A pong echoes a reqid its ping did not carry (one more).
+    WrongReqid,
+    /// Input that is no request of the document (bad JSON, an unknown event, an invalid
+    /// request, a binary frame) ends the connection without a Close.
+    DropOnBadInput,
     /// Pongs leave in swapped pairs: a ping's pong waits for the next ping's. Under load with
     /// several pings in flight the replies come out of order, which their `reqid` allows; a
     /// lone ping is never answered.
@@ -33,11 +38,13 @@ pub enum Fault {
 }
 
 impl Fault {
-    pub const ALL: [Fault; 5] = [
+    pub const ALL: [Fault; 7] = [
         Fault::StatusWithoutReqid,
         Fault::StatusOutsideEnum,
         Fault::IgnorePing,
         Fault::UndocumentedMessage,
+        Fault::WrongReqid,
+        Fault::DropOnBadInput,
         Fault::SwapPongs,
     ];
 
@@ -47,6 +54,8 @@ impl Fault {
             Fault::StatusOutsideEnum => "status-outside-enum",
             Fault::IgnorePing => "ignore-ping",
             Fault::UndocumentedMessage => "undocumented-message",
+            Fault::WrongReqid => "wrong-reqid",
+            Fault::DropOnBadInput => "drop-on-bad-input",
             Fault::SwapPongs => "swap-pongs",
         }
     }
@@ -59,6 +68,23 @@ impl Fault {
 const PAIRS: [&str; 3] = ["XBT/USD", "ETH/USD", "ETH/XBT"];
 const HEARTBEAT: Duration = Duration::from_secs(1);
 const TICK: Duration = Duration::from_millis(250);
+
+/// A feed on 127.0.0.1:0, served on a thread of its own until the process ends; its URL. For
+/// the tests, which share this file with the example.
+#[allow(dead_code)]
+pub fn spawn_on_loopback(fault: Option<Fault>) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    listener.set_nonblocking(true).expect("non-blocking");
+    let address = listener.local_addr().expect("bound");
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async move {
+            let listener = TcpListener::from_std(listener).expect("tokio listener");
+            serve(listener, fault).await;
+        });
+    });
+    format!("ws://{address}/feed")
+}
 
 /// Serves every connection `listener` accepts, until the process ends.
 pub async fn serve(listener: TcpListener, fault: Option<Fault>) {
@@ -102,11 +128,12 @@ async fn connection(stream: TcpStream, fault: Option<Fault>) {
         tokio::select! {
             message = incoming.next() => match message {
                 Some(Ok(Message::Text(text))) => {
-                    let Ok(request) = serde_json::from_str::<Value>(&text) else { continue };
+                    let request = serde_json::from_str::<Value>(&text).unwrap_or(Value::Null);
                     if let Some(reqid) = ping(&request) {
                         if fault == Some(Fault::IgnorePing) {
                             continue;
                         }
+                        let reqid = if fault == Some(Fault::WrongReqid) { reqid.map(|id| id + 1) } else { reqid };
                         let pong = with_reqid(json!({"event": "pong"}), reqid);
                         match (fault, held_pong.take()) {
                             (Some(Fault::SwapPongs), None) => held_pong = Some(pong),
@@ -121,9 +148,12 @@ async fn connection(stream: TcpStream, fault: Option<Fault>) {
                                 subscribed.push(pair);
                             }
                         }
+                    } else if fault == Some(Fault::DropOnBadInput) {
+                        return;
                     }
                     // Anything else is not a request of the document: ignored.
                 }
+                Some(Ok(Message::Binary(_))) if fault == Some(Fault::DropOnBadInput) => return,
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                 Some(Ok(_)) => {}
             },

@@ -18,19 +18,8 @@ fn document() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/asyncapi-feed/feed.yaml")
 }
 
-/// A feed server on 127.0.0.1:0, on a thread of its own; its URL.
 fn feed(fault: Option<Fault>) -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    listener.set_nonblocking(true).expect("non-blocking");
-    let address = listener.local_addr().expect("bound");
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-            feed_server::serve(listener, fault).await;
-        });
-    });
-    format!("ws://{address}/feed")
+    feed_server::spawn_on_loopback(fault)
 }
 
 fn wsprobe(args: &[&str]) -> (i32, String, String) {
@@ -102,6 +91,7 @@ fn each_planted_deviation_fails_exactly_the_rule_it_breaks() {
         (Fault::StatusOutsideEnum, "asyncapi.messages.schema", "systemStatus at /status: \"degraded\" is not one of"),
         (Fault::IgnorePing, "asyncapi.reply.answerPing", "expected pong within 5s"),
         (Fault::UndocumentedMessage, "asyncapi.messages.schema", "unknown message event \"announcement\""),
+        (Fault::WrongReqid, "asyncapi.reply.answerPing", "pong/reqid to match; expected 7301, found 7302"),
     ];
     let runs: Vec<_> = planted
         .iter()
@@ -119,6 +109,22 @@ fn each_planted_deviation_fails_exactly_the_rule_it_breaks() {
         assert!(message.contains(said), "{}: {message}", fault.name());
         assert_eq!(code, 1, "{}", fault.name());
     }
+}
+
+/// A server that drops the connection on any input that is not a request of the document fails
+/// the bad-input cases, and those alone.
+#[test]
+fn dropping_on_bad_input_fails_the_input_cases_only() {
+    let (code, cases) = run(&feed(Some(Fault::DropOnBadInput)));
+    let failed: Vec<&str> =
+        cases.iter().filter(|(_, status, _)| status != "passed").map(|(id, _, _)| id.as_str()).collect();
+    assert_eq!(
+        failed,
+        ["input.malformed_json", "input.unknown_type", "input.binary_frame", "input.invalid_message"],
+        "{cases:?}"
+    );
+    assert!(cases.iter().all(|(_, status, _)| status == "passed" || status == "failed"), "{cases:?}");
+    assert_eq!(code, 1);
 }
 
 #[test]
@@ -201,6 +207,11 @@ fn load_times_any_operation_matching_replies_by_correlation_id() {
     assert!(summary["latency_us"]["uncorrected"].is_null(), "{summary:#}");
     let failures = summary["failures"].to_string();
     assert!(failures.contains("must echo their request's correlation id"), "{failures}");
+    // Replies that name a request nobody sent are errors too.
+    let (code, summary) = load(&feed(Some(Fault::WrongReqid)), "answerPing");
+    assert_eq!(code, 1, "{summary:#}");
+    assert!(summary["errors"]["reply_with_unknown_correlation_id"].as_u64().unwrap() > 0, "{summary:#}");
+    assert!(summary["failures"].to_string().contains("carried one that no request had"), "{summary:#}");
     // A document with several operations needs --operation; a wrong one is named with the choices.
     let (code, _, stderr) =
         wsprobe(&["load", "--asyncapi", doc.to_str().unwrap(), "--url", "ws://127.0.0.1:9/feed", "--duration", "1s"]);
